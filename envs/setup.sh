@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for dlrosetta: the R and Julia runtimes (Debian packages)
+# and the orchestrator environment (.venv: Snakemake, the dlrosetta package, report and
+# test tools). The per-stack Python environments (.venvs/<env>) are built by the workflow
+# itself (rules/envs.smk), so a study only pays for the stacks it runs.
+#
+# Idempotent: a second run only checks. Runtimes that cannot be installed (no root, no
+# archive) are reported and left out; their stacks then write `skipped` records.
+# DLROSETTA_SKIP_APT=1 skips the Debian packages (e.g. on a cluster login node).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo "$@"
+  else return 1; fi
+}
+
+apt_updated=0
+apt_install() {
+  [ "$apt_updated" = 1 ] || { as_root apt-get update -qq && apt_updated=1; } || return 1
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+install_r() {
+  if command -v Rscript >/dev/null && Rscript -e 'library(reticulate); library(jsonlite); library(testthat)' >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing R 4.2 with reticulate, jsonlite, testthat (Debian packages)"
+  apt_install r-base-core r-cran-reticulate r-cran-jsonlite r-cran-testthat \
+    || log "WARNING: could not install R; the R stacks will be recorded as skipped"
+}
+
+install_julia() {
+  command -v julia >/dev/null && return 0
+  # Bookworm has no Julia; bullseye (same archive) has 1.5.3. Pin bullseye low so that
+  # nothing else is ever taken from it.
+  log "installing Julia 1.5.3 from Debian bullseye (pinned to the three julia packages)"
+  if [ ! -f /etc/apt/sources.list.d/dlrosetta-bullseye.list ]; then
+    echo 'deb http://deb.debian.org/debian bullseye main' \
+      | as_root tee /etc/apt/sources.list.d/dlrosetta-bullseye.list >/dev/null || true
+    printf 'Package: *\nPin: release n=bullseye\nPin-Priority: 100\n' \
+      | as_root tee /etc/apt/preferences.d/dlrosetta-bullseye >/dev/null || true
+    apt_updated=0
+  fi
+  apt_install julia/bullseye libjulia1/bullseye julia-common/bullseye \
+    || log "WARNING: could not install Julia; the Julia stack will be recorded as skipped"
+}
+
+install_orchestrator() {
+  local py=${PYTHON:-python3}
+  if [ ! -x .venv/bin/python ]; then
+    log "creating .venv with $($py --version 2>&1)"
+    "$py" -m venv .venv
+  fi
+  local stamp=.venv/.dlrosetta-installed
+  local want
+  want=$(cat envs/orchestrator.txt python/pyproject.toml envs/rpy2.txt 2>/dev/null | sha256sum | cut -c1-16)-$(command -v R >/dev/null && echo r || echo nor)
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+  log "installing the orchestrator environment (envs/orchestrator.txt)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r envs/orchestrator.txt
+  .venv/bin/python -m pip install -q --no-deps -e python
+  if command -v R >/dev/null && [ -f envs/rpy2.txt ]; then
+    .venv/bin/python -m pip install -q -r envs/rpy2.txt \
+      || log "WARNING: rpy2 did not install; the rpy2 bridge tests will be skipped"
+  fi
+  echo "$want" > "$stamp"
+}
+
+if [ "${DLROSETTA_SKIP_APT:-0}" != 1 ]; then
+  install_r
+  install_julia
+fi
+install_orchestrator
+log "ready: R $(command -v Rscript >/dev/null && Rscript -e 'cat(as.character(getRversion()))' 2>/dev/null || echo absent)," \
+    "Julia $(command -v julia >/dev/null && julia --version 2>/dev/null | awk '{print $3}' || echo absent)," \
+    "$(.venv/bin/snakemake --version 2>/dev/null | sed 's/^/Snakemake /')"

@@ -1,0 +1,149 @@
+"""Result records: one typed, immutable, versioned JSON document per run.
+
+The schema is schemas/record.schema.json (the language-neutral source of truth, used by
+the launcher to validate every record whatever language wrote it); docs/record.md
+documents each field and keeps the changelog. Bump SCHEMA_VERSION with every change:
+minor for added optional fields, major for anything a reader could trip on.
+
+Twins: r/R/record.R, julia/src/record.jl.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+SCHEMA_VERSION = "1.0.0"
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "record.schema.json"
+STATUSES = ("ok", "skipped", "failed")
+
+
+class RecordError(ValueError):
+    """A record does not follow the schema."""
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Record:
+    status: str
+    stack: str
+    language: str
+    framework: str
+    backend: Optional[str]
+    model: str
+    dataset: str
+    hyperparameters: Mapping[str, Any]
+    threads: int
+    seed: int
+    device: str
+    reason: Optional[str] = None
+    language_version: Optional[str] = None
+    framework_version: Optional[str] = None
+    shards_sha256: Optional[str] = None
+    initial_weights_sha256: Optional[str] = None
+    parameter_count: Optional[int] = None
+    train_samples_per_epoch: Optional[int] = None
+    epoch_seconds: Optional[tuple[float, ...]] = None
+    warmup_epoch_seconds: Optional[float] = None
+    steady_epoch_seconds: Optional[float] = None
+    steady_samples_per_second: Optional[float] = None
+    train_loss_per_epoch: Optional[tuple[float, ...]] = None
+    final_train_loss: Optional[float] = None
+    test_accuracy: Optional[float] = None
+    eval_seconds: Optional[float] = None
+    startup_seconds: Optional[float] = None
+    peak_rss_mb: Optional[float] = None
+    fused_kernel: Optional[bool] = None
+    kernel_notes: Optional[str] = None
+    run_seconds: Optional[float] = None
+    host: str = field(default_factory=socket.gethostname)
+    created_at: str = field(default_factory=utc_now)
+    schema_version: str = SCHEMA_VERSION
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise RecordError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.status != "ok" and not self.reason:
+            raise RecordError(f"a {self.status} record needs a reason")
+        if self.status == "ok" and self.reason is not None:
+            raise RecordError("an ok record has no reason")
+        for name in ("epoch_seconds", "train_loss_per_epoch"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(float(v) for v in value))
+
+    @staticmethod
+    def timing_fields(epoch_seconds: list[float], samples_per_epoch: int) -> dict[str, Any]:
+        """The derived timing fields: first epoch (warm-up/compile) kept apart from the
+        steady epochs, whose mean gives seconds per epoch and samples per second."""
+        steady = epoch_seconds[1:]
+        steady_mean = sum(steady) / len(steady) if steady else None
+        return {"epoch_seconds": tuple(epoch_seconds),
+                "warmup_epoch_seconds": epoch_seconds[0],
+                "steady_epoch_seconds": steady_mean,
+                "steady_samples_per_second": samples_per_epoch / steady_mean if steady_mean else None,
+                "train_samples_per_epoch": samples_per_epoch}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for name in ("epoch_seconds", "train_loss_per_epoch"):
+            if d[name] is not None:
+                d[name] = list(d[name])
+        return d
+
+    def replace(self, **changes) -> "Record":
+        return dataclasses.replace(self, **changes)
+
+    def write(self, path: str | os.PathLike) -> None:
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Record":
+        """Strict: unknown fields and other major versions are rejected (schema 1.x)."""
+        version = str(data.get("schema_version", ""))
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise RecordError(f"record schema_version {version!r} is not readable by schema {SCHEMA_VERSION}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RecordError(f"record has unknown fields {unknown}")
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise RecordError(f"record is incomplete: {e}") from e
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "Record":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise RecordError(f"cannot read record {path}: {e}") from e
+        return cls.from_dict(data)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def validate_record_dict(data: Mapping[str, Any]) -> None:
+    """Validate against the JSON schema (orchestrator side; needs jsonschema)."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(dict(data)), key=lambda e: list(e.path))
+    if errors:
+        msgs = "; ".join(f"{'/'.join(map(str, e.path)) or '<record>'}: {e.message}" for e in errors[:5])
+        raise RecordError(f"record does not follow schema {SCHEMA_VERSION}: {msgs}")

@@ -1,0 +1,151 @@
+"""The training loop every Python stack shares; frameworks supply a Trainer.
+
+What is timed (docs/stack-contract.md): each epoch's wall seconds from its first batch
+gather to the synchronised mean loss, covering data gathering, forward, backward and the
+optimiser step. The first epoch (graph tracing, XLA/JIT compile, allocator warm-up) is
+reported apart from the steady epochs. Evaluation is timed separately.
+
+Twins: r/R/train.R, julia/src/train.jl.
+"""
+from __future__ import annotations
+
+import abc
+import importlib
+
+import platform
+import sys
+from typing import Optional
+
+import numpy as np
+
+from dlrosetta.models.spec import ModelSpec, initial_weights, model_spec
+from dlrosetta.npybundle import sha256_file
+from dlrosetta.record import Record, write_json_atomic
+from dlrosetta.runspec import RunSpec
+from dlrosetta.runtime import Stopwatch, peak_rss_mb, process_age_seconds
+from dlrosetta.shards import Shards, read_shards
+from dlrosetta.weights import read_initial_weights
+
+class Trainer(abc.ABC):
+    """One framework's model, optimiser and steps. Built with the canonical weights."""
+
+    framework: str
+    backend: Optional[str] = None
+    #: Whether the hot kernels are fused library kernels (oneDNN/cuDNN-class LSTM and
+    #: convolution) rather than composed ops; kernel_notes says which.
+    fused_kernel: Optional[bool] = None
+    kernel_notes: Optional[str] = None
+
+    def __init__(self, spec: RunSpec, model: ModelSpec, weights: dict[str, np.ndarray]):
+        self.spec = spec
+        self.model = model
+        self.weights = weights
+
+    @abc.abstractmethod
+    def framework_version(self) -> str: ...
+
+    @abc.abstractmethod
+    def device_name(self) -> str: ...
+
+    @abc.abstractmethod
+    def set_data(self, shards: Shards) -> None:
+        """Take the data once, in the layout and on the device the framework prefers."""
+
+    @abc.abstractmethod
+    def parameter_count(self) -> int:
+        """Trainable parameters as the framework counts them."""
+
+    @abc.abstractmethod
+    def train_epoch(self, batches: np.ndarray) -> float:
+        """One optimiser step per row of training indices; returns the mean loss
+        (synchronised, so the time includes all the work)."""
+
+    @abc.abstractmethod
+    def evaluate(self) -> float:
+        """Accuracy on the whole test split (inference mode: BN running statistics)."""
+
+def epoch_batches(order: np.ndarray, epoch: int, batch_size: int) -> np.ndarray:
+    """The epoch's index rows: its permutation cut into full batches (the last partial
+    batch is dropped, identically in every stack)."""
+    row = order[epoch]
+    steps = len(row) // batch_size
+    return row[: steps * batch_size].reshape(steps, batch_size)
+
+def load_inputs(spec: RunSpec) -> tuple[ModelSpec, dict, Shards, np.ndarray]:
+    model = model_spec(spec.model, spec.model_config)
+    weights = (read_initial_weights(spec.initial_weights, model) if spec.initial_weights
+               else initial_weights(model, spec.init_seed))
+    shards = read_shards(spec.shards)
+    order = np.load(spec.order, allow_pickle=False)
+    if order.shape[0] < spec.epochs or order.shape[1] != len(shards.y_train):
+        raise ValueError(f"epoch order {spec.order} has shape {order.shape}; need at least "
+                         f"{spec.epochs} epochs of {len(shards.y_train)} indices")
+    return model, weights, shards, order
+
+def run(spec: RunSpec, trainer_cls: type[Trainer]) -> None:
+    model, weights, shards, order = load_inputs(spec)
+    trainer = trainer_cls(spec, model, weights)
+    trainer.set_data(shards)
+
+    if spec.check == "step_losses":
+        batches = epoch_batches(order, 0, spec.batch_size)[: spec.check_steps]
+        losses = [trainer.train_epoch(batches[i : i + 1]) for i in range(len(batches))]
+        write_json_atomic(spec.record, {"check": spec.check, "stack": spec.stack,
+                                        "losses": losses,
+                                        "parameter_count": trainer.parameter_count()})
+        return
+
+    startup = process_age_seconds()
+    epoch_seconds, losses = [], []
+    for epoch in range(spec.epochs):
+        batches = epoch_batches(order, epoch, spec.batch_size)
+        with Stopwatch() as sw:
+            losses.append(float(trainer.train_epoch(batches)))
+        epoch_seconds.append(sw.seconds)
+        print(f"[{spec.stack}] epoch {epoch + 1}/{spec.epochs}: {sw.seconds:.2f} s, "
+              f"loss {losses[-1]:.4f}", file=sys.stderr, flush=True)
+    with Stopwatch() as sw:
+        accuracy = float(trainer.evaluate())
+
+    samples = epoch_batches(order, 0, spec.batch_size).size
+    Record(status="ok", stack=spec.stack, language="python", framework=trainer.framework,
+           backend=trainer.backend, model=spec.model, dataset=spec.dataset,
+           hyperparameters=spec.hyperparameters, threads=spec.threads, seed=spec.seed,
+           device=trainer.device_name(), language_version=platform.python_version(),
+           framework_version=trainer.framework_version(),
+           shards_sha256=shards.manifest_sha256,
+           initial_weights_sha256=sha256_file(spec.initial_weights) if spec.initial_weights else None,
+           parameter_count=trainer.parameter_count(),
+           train_loss_per_epoch=tuple(losses), final_train_loss=losses[-1],
+           test_accuracy=accuracy, eval_seconds=sw.seconds, startup_seconds=startup,
+           peak_rss_mb=peak_rss_mb(), fused_kernel=trainer.fused_kernel,
+           kernel_notes=trainer.kernel_notes,
+           **Record.timing_fields(epoch_seconds, samples)).write(spec.record)
+
+def skipped(spec: RunSpec, framework: str, backend: Optional[str], reason: str) -> None:
+    Record(status="skipped", reason=reason, stack=spec.stack, language="python",
+           framework=framework, backend=backend, model=spec.model, dataset=spec.dataset,
+           hyperparameters=spec.hyperparameters, threads=spec.threads, seed=spec.seed,
+           device=spec.device, language_version=platform.python_version()).write(spec.record)
+
+def main(trainer_path: str, framework: str, backend: Optional[str] = None,
+         argv: Optional[list[str]] = None) -> None:
+    """Entry point of a Python stack: `python -m dlrosetta.stacks.<fw> run-spec.json`.
+
+    The framework is imported here, lazily, so that a missing library becomes a
+    `skipped` record with the reason instead of a crash; anything else that goes wrong
+    propagates, and the launcher records it as `failed` with the error's tail.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        sys.exit(f"usage: python -m dlrosetta.stacks.<framework> RUN_SPEC.json (got {argv})")
+    spec = RunSpec.read(argv[0])
+    module_name, cls_name = trainer_path.split(":")
+    try:
+        trainer_cls = getattr(importlib.import_module(module_name), cls_name)
+    except ModuleNotFoundError as e:
+        skipped(spec, framework, backend,
+                f"{e.name} is not installed in this stack's environment ({sys.executable}): {e}")
+        return
+    run(spec, trainer_cls)
+

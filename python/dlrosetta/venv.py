@@ -1,0 +1,62 @@
+"""Build one stack environment: .venvs/<env> from envs/<env>.txt (rules/envs.smk).
+
+The rule's output is the environment's manifest (`dlrosetta-env.json`): the interpreter,
+its version, the requirement file's sha256 and `pip freeze`, so records and the report
+can name every package version. A build that fails (no network, no wheel for this
+platform) still writes the manifest, with status `unavailable` and the reason: the
+stacks that need the environment then write `skipped` records saying why, and the rest
+of the study goes on. `snakemake --forcerun build_env` retries.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+from dlrosetta.npybundle import sha256_file
+from dlrosetta.record import write_json_atomic
+
+MANIFEST = "dlrosetta-env.json"
+
+
+def python_of(env_dir: Path) -> Path:
+    return env_dir / "bin" / "python"
+
+
+def build(requirements: Path, env_dir: Path, log) -> dict:
+    info = {"env": env_dir.name, "requirements": str(requirements),
+            "requirements_sha256": sha256_file(requirements), "python": str(python_of(env_dir))}
+    try:
+        if not python_of(env_dir).exists():
+            venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+        for cmd in ([str(python_of(env_dir)), "-m", "pip", "install", "-q", "--upgrade", "pip"],
+                    [str(python_of(env_dir)), "-m", "pip", "install", "-q", "-r", str(requirements)]):
+            print("+", " ".join(cmd), file=log, flush=True)
+            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+        freeze = subprocess.run([str(python_of(env_dir)), "-m", "pip", "freeze"], check=True,
+                                capture_output=True, text=True).stdout.split()
+        version = subprocess.run([str(python_of(env_dir)), "-c", "import platform; print(platform.python_version())"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        return {**info, "status": "ok", "reason": None, "python_version": version, "packages": freeze}
+    except (subprocess.CalledProcessError, OSError) as e:
+        return {**info, "status": "unavailable", "packages": [], "python_version": None,
+                "reason": f"building environment {env_dir.name} from {requirements.name} failed: {e} "
+                          f"(details in the rule's log)"}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requirements", type=Path, required=True)
+    p.add_argument("--env-dir", type=Path, required=True)
+    a = p.parse_args(argv)
+    info = build(a.requirements, a.env_dir, sys.stderr)
+    write_json_atomic(a.env_dir / MANIFEST, info)
+    print(f"environment {a.env_dir.name}: {info['status']} {info.get('reason') or ''}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
