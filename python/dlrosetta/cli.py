@@ -1,0 +1,96 @@
+"""`dlrosetta <command>`: the steps the workflow's rules run (also usable by hand).
+
+  prepare   data set -> shards          order    epoch order file
+  weights   initial-weights bundle      probe    machine description + GEMM rate
+  launch    one stack run -> record     aggregate records -> summary.csv/.parquet
+  report    summary -> HTML + Markdown report
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _json_arg(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {e}") from None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="dlrosetta", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("prepare", help="write a data set's shards")
+    s.add_argument("--name", required=True)
+    s.add_argument("--config-json", type=_json_arg, required=True)
+    s.add_argument("--out", type=Path, required=True)
+
+    s = sub.add_parser("order", help="write the epoch order file")
+    s.add_argument("--shards", type=Path, required=True)
+    s.add_argument("--epochs", type=int, required=True)
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--out", type=Path, required=True)
+
+    s = sub.add_parser("weights", help="write an initial-weights bundle")
+    s.add_argument("--model", required=True)
+    s.add_argument("--model-config-json", type=_json_arg, required=True)
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--out", type=Path, required=True)
+
+    s = sub.add_parser("probe", help="describe the machine, measure float32 GEMM")
+    s.add_argument("--threads", type=int, required=True)
+    s.add_argument("--out", type=Path, required=True)
+
+    s = sub.add_parser("launch", help="run one stack from a run spec")
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+
+    s = sub.add_parser("aggregate", help="records -> summary table")
+    s.add_argument("records", nargs="+", type=Path)
+    s.add_argument("--machine", type=Path, required=True)
+    s.add_argument("--csv", type=Path, required=True)
+    s.add_argument("--parquet", type=Path, required=True)
+
+    s = sub.add_parser("report", help="summary -> HTML and Markdown report")
+    s.add_argument("--summary", type=Path, required=True)
+    s.add_argument("--machine", type=Path, required=True)
+    s.add_argument("--config-json", type=_json_arg, required=True, help="the study's config")
+    s.add_argument("--envs", type=Path, nargs="*", default=[], help="environment manifests")
+    s.add_argument("--html", type=Path, required=True)
+    s.add_argument("--markdown", type=Path, required=True)
+    s.add_argument("--plots", type=Path, required=True, help="folder for the PNG charts")
+
+    a = p.parse_args(argv)
+    if a.command == "prepare":
+        from dlrosetta.data.prepare import prepare_dataset
+        prepare_dataset(a.name, a.config_json, a.out)
+    elif a.command == "order":
+        from dlrosetta.npybundle import read_manifest
+        from dlrosetta.order import write_epoch_order
+        n_train = read_manifest(a.shards, "shards")["meta"]["train_samples"]
+        write_epoch_order(a.out, n_train, a.epochs, a.seed)
+    elif a.command == "weights":
+        from dlrosetta.models.spec import model_spec
+        from dlrosetta.weights import write_initial_weights
+        write_initial_weights(a.out, model_spec(a.model, a.model_config_json), a.seed, a.model_config_json)
+    elif a.command == "probe":
+        from dlrosetta.machine import probe
+        from dlrosetta.record import write_json_atomic
+        write_json_atomic(a.out, probe(a.threads))
+    elif a.command == "launch":
+        from dlrosetta.launch import main as launch_main
+        return launch_main(a.rest)
+    elif a.command == "aggregate":
+        from dlrosetta.aggregate import write_summary
+        write_summary(a.records, a.machine, a.csv, a.parquet)
+    elif a.command == "report":
+        from dlrosetta.report import render_report
+        render_report(a.summary, a.machine, a.config_json, a.envs, a.html, a.markdown, a.plots)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""What the study ran on: CPU, cores, memory, BLAS, runtimes, and the float32 GEMM rate.
+
+The GEMM rate (NumPy's BLAS, the study's thread count) is the ceiling each stack's
+training throughput is compared with in the report.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import time
+from typing import Any
+
+import numpy as np
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            return round(int(f.readline().split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def blas_info() -> str:
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except (TypeError, AttributeError):
+        return "unknown"
+
+
+def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best-of-repeats float32 GEMM rate (2n^3 flops), after one warm-up product."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), np.float32)
+    np.matmul(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def _version(cmd: list[str]) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+def probe(threads: int, gemm_n: int = 2048) -> dict[str, Any]:
+    return {
+        "cpu_model": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "memory_gib": memory_gib(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas_info(),
+        "threads": threads,
+        "gemm_n": gemm_n,
+        "gemm_float32_gflops": gemm_gflops(gemm_n),
+        "r": _version(["Rscript", "--version"]),
+        "julia": _version(["julia", "--version"]),
+    }

@@ -1,0 +1,106 @@
+"""Render the comparison report: a self-contained HTML page (charts embedded, works
+offline) and a Markdown summary, from the templates in report/ at the repo root."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from pathlib import Path
+from typing import Iterable
+
+import jinja2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dlrosetta.registry import REPO  # noqa: E402
+
+TEMPLATES = REPO / "report"
+STATUS_COLORS = {"ok": "#2b7bba", "skipped": "#bbbbbb", "failed": "#d62728"}
+LANGUAGE_COLORS = {"python": "#2b7bba", "r": "#7b3294", "julia": "#1a9850"}
+
+#: (column, chart title, x-axis label): one horizontal bar chart per metric.
+CHARTS = [
+    ("steady_epoch_seconds", "Steady seconds per epoch (lower is better)", "seconds"),
+    ("steady_samples_per_second", "Steady training samples per second", "samples / s"),
+    ("warmup_epoch_seconds", "First epoch: warm-up and compilation", "seconds"),
+    ("gemm_fraction", "Achieved training FLOP/s as a fraction of float32 GEMM", "fraction"),
+    ("peak_rss_mb", "Peak resident memory", "MiB"),
+    ("test_accuracy", "Test accuracy after training", "accuracy"),
+]
+
+
+def _fmt(value, digits=3):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _chart(df: pd.DataFrame, column: str, title: str, xlabel: str) -> tuple[bytes, str]:
+    groups = list(df.groupby(["dataset", "model"]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 0.45 * max(
+        len(g) for _, g in groups) + 1.6), squeeze=False)
+    for ax, ((dataset, model), g) in zip(axes[0], groups):
+        g = g.sort_values("stack", ascending=False)
+        values = pd.to_numeric(g[column], errors="coerce").fillna(0.0)
+        colors = [LANGUAGE_COLORS.get(lang, "#888") if s == "ok" else STATUS_COLORS[s]
+                  for lang, s in zip(g.language, g.status)]
+        ax.barh(g.stack, values, color=colors)
+        for y, (v, s) in enumerate(zip(values, g.status)):
+            ax.text(v, y, f" {_fmt(v)}" if s == "ok" else f" {s}", va="center", fontsize=8)
+        ax.set_title(f"{model} on {dataset}", fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.margins(x=0.25)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue(), title
+
+
+def _versions(df: pd.DataFrame, env_manifests: Iterable[Path]) -> list[dict]:
+    envs = []
+    for path in env_manifests:
+        info = json.loads(Path(path).read_text())
+        wanted = ("torch", "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib", "numpy")
+        pkgs = [p for p in info.get("packages", []) if p.split("==")[0].lower() in wanted]
+        envs.append({"env": info["env"], "status": info["status"], "reason": info.get("reason"),
+                     "python": info.get("python_version"), "packages": ", ".join(pkgs)})
+    return envs
+
+
+def render_report(summary_csv: Path, machine_json: Path, config: dict,
+                  env_manifests: Iterable[Path], html_path: Path, markdown_path: Path,
+                  plots_dir: Path) -> None:
+    df = pd.read_csv(summary_csv)
+    df = df.astype(object).where(df.notna(), None)
+    machine = json.loads(Path(machine_json).read_text())
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    charts = []
+    for column, title, xlabel in CHARTS:
+        png, title = _chart(df, column, title, xlabel)
+        (plots_dir / f"{column}.png").write_bytes(png)
+        charts.append({"title": title, "file": f"plots/{column}.png",
+                       "data": base64.b64encode(png).decode()})
+    tables = [{"dataset": d, "model": m, "rows": g.to_dict("records")}
+              for (d, m), g in df.groupby(["dataset", "model"], sort=True)]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = _fmt
+    context = {"tables": tables, "charts": charts, "machine": machine,
+               "config": config, "config_text": json.dumps(config, indent=2),
+               "envs": _versions(df, env_manifests),
+               "counts": df.status.value_counts().to_dict(),
+               "frameworks": sorted({(r["stack"], r["framework"], r["framework_version"], r["language_version"])
+                                     for r in df.to_dict("records") if r["framework_version"]})}
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(env.get_template("index.html.j2").render(**context))
+    markdown_path.write_text(env.get_template("summary.md.j2").render(**context))

@@ -1,0 +1,44 @@
+# Data: shards once per data set, the epoch order, and the shared initial weights.
+
+
+rule shards:
+    output:
+        manifest="results/shards/{dataset}/manifest.json",
+    log:
+        "results/logs/shards/{dataset}.log",
+    params:
+        cfg=lambda wildcards: quoted_json(config["datasets"][wildcards.dataset]),
+    conda:
+        ORCHESTRATOR_ENV
+    shell:
+        "dlrosetta prepare --name {wildcards.dataset} --config-json {params.cfg}"
+        " --out $(dirname {output.manifest}) > {log} 2>&1"
+
+
+rule epoch_order:
+    input:
+        shards=shards_manifest,
+    output:
+        "results/orders/{dataset}/seed{seed}-epochs{epochs}.npy",
+    log:
+        "results/logs/orders/{dataset}-seed{seed}-epochs{epochs}.log",
+    conda:
+        ORCHESTRATOR_ENV
+    shell:
+        "dlrosetta order --shards {input.shards} --epochs {wildcards.epochs}"
+        " --seed {wildcards.seed} --out {output} > {log} 2>&1"
+
+
+rule initial_weights:
+    output:
+        manifest="results/weights/{dataset}/{model}/manifest.json",
+    log:
+        "results/logs/weights/{dataset}-{model}.log",
+    params:
+        model_config=lambda wildcards: quoted_json(STUDY.model_config(wildcards.dataset, wildcards.model)),
+        seed=config["seed"],
+    conda:
+        ORCHESTRATOR_ENV
+    shell:
+        "dlrosetta weights --model {wildcards.model} --model-config-json {params.model_config}"
+        " --seed {params.seed} --out $(dirname {output.manifest}) > {log} 2>&1"
