@@ -3,12 +3,15 @@
 #   snakemake --cores N --configfile config/full.yaml     real CIFAR-10 / IMDB, paper scale
 # Topic rule files live in rules/; the stack contract is docs/stack-contract.md.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# Next to the Snakefile, so `--directory elsewhere` still finds the defaults.
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"

@@ -63,12 +63,12 @@ def _compare(df: pd.DataFrame) -> None:
         python = group[(group.language == "python") & group.steady_epoch_seconds.notna()]
         if not python.empty:
             fastest = python.loc[python.steady_epoch_seconds.idxmin()]
-            df.loc[group.index, "fastest_python_stack"] = fastest.stack
+            df.loc[group.index, "fastest_python_stack"] = fastest["stack"]
             df.loc[group.index, "vs_fastest_python"] = group.steady_epoch_seconds / fastest.steady_epoch_seconds
         for i, row in group[group.language != "python"].iterrows():
             twin = python[(python.framework == row.framework) & (python.backend == row.backend)]
             if not twin.empty:
-                df.loc[i, "python_twin"] = twin.iloc[0].stack
+                df.loc[i, "python_twin"] = twin.iloc[0]["stack"]
                 df.loc[i, "vs_python_twin_speed"] = (row.steady_samples_per_second
                                                      / twin.iloc[0].steady_samples_per_second)
 

@@ -101,12 +101,14 @@ def _status_record(spec: RunSpec, stack: Stack, status: str, reason: str,
 
 
 def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
-           venvs_dir: Optional[Path] = None, timeout_s: Optional[float] = None) -> Record:
-    """Run the stack named in the spec (whose `record` must point into work_dir) and
-    write the final record to record_path."""
-    stack = get_stack(spec.stack)
+           venvs_dir: Optional[Path] = None, timeout_s: Optional[float] = None,
+           stack: Optional[Stack] = None) -> Record:
+    """Run the stack named in the spec (or the one given) and write the final record to
+    record_path; work_dir receives the stack's run spec."""
+    stack = stack or get_stack(spec.stack)
     venvs_dir = venvs_dir or default_venvs_dir()
     partial = Path(spec.record)
+    partial.parent.mkdir(parents=True, exist_ok=True)
     partial.unlink(missing_ok=True)
     try:
         rc, seconds = run_stack_process(stack, spec, work_dir / "spec.json", log_path,

@@ -51,9 +51,9 @@ def _chart(df: pd.DataFrame, column: str, title: str, xlabel: str) -> tuple[byte
         g = g.sort_values("stack", ascending=False)
         values = pd.to_numeric(g[column], errors="coerce").fillna(0.0)
         colors = [LANGUAGE_COLORS.get(lang, "#888") if s == "ok" else STATUS_COLORS[s]
-                  for lang, s in zip(g.language, g.status)]
-        ax.barh(g.stack, values, color=colors)
-        for y, (v, s) in enumerate(zip(values, g.status)):
+                  for lang, s in zip(g["language"], g["status"])]
+        ax.barh(g["stack"].tolist(), values.tolist(), color=colors)
+        for y, (v, s) in enumerate(zip(values, g["status"])):
             ax.text(v, y, f" {_fmt(v)}" if s == "ok" else f" {s}", va="center", fontsize=8)
         ax.set_title(f"{model} on {dataset}", fontsize=10)
         ax.set_xlabel(xlabel)

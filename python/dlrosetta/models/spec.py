@@ -15,6 +15,7 @@ Canonical layouts (every framework converts to/from these when loading weights):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -130,8 +131,8 @@ def lstm_spec(vocab_size: int, embedding_dim: int, units: int, maxlen: int,
     g = 4 * units
     params = (
         ParamSpec("embedding.embeddings", (vocab_size, embedding_dim), "uniform:0.05"),
-        ParamSpec("lstm.kernel", (embedding_dim, g), f"uniform:{1 / np.sqrt(units)!r}"),
-        ParamSpec("lstm.recurrent_kernel", (units, g), f"uniform:{1 / np.sqrt(units)!r}"),
+        ParamSpec("lstm.kernel", (embedding_dim, g), f"uniform:{1 / math.sqrt(units)!r}"),
+        ParamSpec("lstm.recurrent_kernel", (units, g), f"uniform:{1 / math.sqrt(units)!r}"),
         ParamSpec("lstm.bias", (g,), "lstm_bias"),
         ParamSpec("head.dense.kernel", (units, num_classes), "glorot_uniform"),
         ParamSpec("head.dense.bias", (num_classes,), "zeros"),

@@ -1,0 +1,92 @@
+"""Config validation: the schema and the study checks name the offending key."""
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config, validate
+
+from dlrosetta.study import ConfigError, Run, Study
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "config" / "schema.yaml")
+
+
+def load(*names):
+    config = {}
+    for name in names:
+        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
+    return config
+
+
+def checked(config):
+    validate(copy.deepcopy(config), SCHEMA)
+    return Study(config)
+
+
+@pytest.mark.parametrize("files", [("config.yaml",), ("config.yaml", "smoke.yaml"), ("config.yaml", "full.yaml")])
+def test_shipped_configs_are_valid(files):
+    study = checked(load(*files))
+    assert len(study.runs()) == len(study.config["study"]) * len(study.config["stacks"])
+
+
+def test_default_study_covers_every_model_and_stack():
+    study = checked(load("config.yaml"))
+    assert {r.model for r in study.runs()} == {"resnet", "lstm"}
+    assert {"pytorch", "tensorflow", "keras-tensorflow", "keras-jax", "keras-torch", "r-keras",
+            "julia-native"} <= {r.stack for r in study.runs()}
+
+
+@pytest.mark.parametrize("path, value, fragment", [
+    (("models", "resnet", "epoch"), 3, "'epoch' was unexpected"),
+    (("device",), "tpu", "'tpu' is not one of"),
+    (("threads",), 0, "0 is less than the minimum"),
+    (("models", "resnet", "shortcut"), "C", "'C' is not one of"),
+    (("datasets", "synthetic-imdb", "maxlen"), "long", "'long' is not of type 'integer'"),
+    (("datasets", "synthetic-cifar", "colour"), True, "'colour' was unexpected"),
+])
+def test_schema_names_the_bad_key_or_value(path, value, fragment):
+    config = load("config.yaml")
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(WorkflowError, match=fragment):
+        validate(config, SCHEMA)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda c: c["study"].append({"model": "lstm", "dataset": "synthetic-cifar"}),
+     r"study\[2\]: model 'lstm' needs text data"),
+    (lambda c: c["study"].append({"model": "resnet", "dataset": "nowhere"}),
+     r"study\[2\].dataset: 'nowhere' is not defined"),
+    (lambda c: c["stacks"].append("cobol-native"), r"stacks\[7\]: unknown stack 'cobol-native'"),
+    (lambda c: c["models"]["resnet"].update(depth=9), r"models.resnet: .*6n\+2"),
+])
+def test_study_checks_name_the_key(change, fragment):
+    config = load("config.yaml")
+    change(config)
+    with pytest.raises(ConfigError, match=fragment):
+        checked(config)
+
+
+def test_run_parameters_leave_paths_out_and_derive_model_config():
+    study = checked(load("config.yaml"))
+    params = study.run_parameters(Run("synthetic-imdb", "lstm", "pytorch"), threads=2)
+    assert params["model_config"]["vocab_size"] == study.config["datasets"]["synthetic-imdb"]["vocab_size"]
+    assert params["model_config"]["num_classes"] == 2
+    assert not any("/" in str(v) for v in params.values())
+
+
+def test_bad_config_fails_before_any_job_runs(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  lstm:\n    unitz: 3\n")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO / "Snakefile"),
+                          "--directory", str(tmp_path), "--configfile", str(bad)],
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "'unitz' was unexpected" in out.stdout + out.stderr
+    assert not (tmp_path / "results").exists()
