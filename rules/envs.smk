@@ -15,3 +15,9 @@ rule build_env:
         ORCHESTRATOR_ENV
     shell:
         "python -m dlrosetta.venv --requirements {input.requirements} --env-dir {params.env_dir} > {log} 2>&1"
+
+
+rule environments:
+    """Build every stack environment of the config's stacks (`snakemake environments`)."""
+    input:
+        [str(VENVS / env / "dlrosetta-env.json") for env in ENVS_USED],
