@@ -39,6 +39,8 @@ def write_bundle(directory: str | os.PathLike, kind: str, arrays: Mapping[str, n
     describes complete files. Returns the manifest path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    # An old manifest must not describe new, half-written arrays.
+    (directory / "manifest.json").unlink(missing_ok=True)
     entries = []
     for name, array in arrays.items():
         dtype = str(np.asarray(array).dtype)
