@@ -2,6 +2,9 @@
 
 
 rule shards:
+    input:
+        # Real data: the official archive (a missing one is named before anything runs).
+        archive=lambda wildcards: config["datasets"][wildcards.dataset].get("archive", []),
     output:
         manifest="results/shards/{dataset}/manifest.json",
     log:

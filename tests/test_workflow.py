@@ -130,3 +130,9 @@ def test_study_without_r_and_julia_skips_them_and_still_reports(smoke, tmp_path)
             r = Record.read(smoke / "results" / "records" / dataset / model / f"{stack}.json")
             assert r.status == "skipped" and f"{runtime} not found on PATH" in r.reason
     assert "not found on PATH" in (smoke / "results" / "report" / "index.html").read_text()
+
+
+def test_missing_archive_is_named_before_anything_runs(tmp_path):
+    out = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "full.yaml"), check=False)
+    assert out.returncode != 0
+    assert "data/cifar-10-python.tar.gz" in out.stdout + out.stderr
