@@ -45,8 +45,8 @@ def main(argv=None) -> int:
     s.add_argument("--threads", type=int, required=True)
     s.add_argument("--out", type=Path, required=True)
 
-    s = sub.add_parser("launch", help="run one stack from a run spec")
-    s.add_argument("rest", nargs=argparse.REMAINDER)
+    # `launch` has its own parser (dlrosetta.launch); listed here for --help.
+    sub.add_parser("launch", help="run one stack from a run spec", add_help=False)
 
     s = sub.add_parser("aggregate", help="records -> summary table")
     s.add_argument("records", nargs="+", type=Path)
@@ -63,6 +63,10 @@ def main(argv=None) -> int:
     s.add_argument("--markdown", type=Path, required=True)
     s.add_argument("--plots", type=Path, required=True, help="folder for the PNG charts")
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["launch"]:
+        from dlrosetta.launch import main as launch_main
+        return launch_main(argv[1:])
     a = p.parse_args(argv)
     if a.command == "prepare":
         from dlrosetta.data.prepare import prepare_dataset
@@ -80,9 +84,6 @@ def main(argv=None) -> int:
         from dlrosetta.machine import probe
         from dlrosetta.record import write_json_atomic
         write_json_atomic(a.out, probe(a.threads))
-    elif a.command == "launch":
-        from dlrosetta.launch import main as launch_main
-        return launch_main(a.rest)
     elif a.command == "aggregate":
         from dlrosetta.aggregate import write_summary
         write_summary(a.records, a.machine, a.csv, a.parquet)

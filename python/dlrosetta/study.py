@@ -8,7 +8,6 @@ from its data set, with errors that name the config key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 from dlrosetta.models.spec import LSTM, RESNET, model_spec
@@ -107,7 +106,8 @@ class Study:
     def run_spec(self, run: Run, threads: int, shards: str, order: str,
                  weights: str | None, record: str, check: str | None = None,
                  check_steps: int = 0) -> RunSpec:
-        p = self.run_parameters(run, threads)
-        return RunSpec(**p, shards=str(Path(shards).resolve()), order=str(Path(order).resolve()),
-                       initial_weights=str(Path(weights).resolve()) if weights else None,
-                       record=str(Path(record).resolve()), check=check, check_steps=check_steps)
+        """Paths are kept as given (relative to the working directory, so rule params
+        stay valid when the checkout moves); the launcher makes them absolute."""
+        return RunSpec(**self.run_parameters(run, threads), shards=str(shards), order=str(order),
+                       initial_weights=str(weights) if weights else None, record=str(record),
+                       check=check, check_steps=check_steps)
