@@ -1,0 +1,39 @@
+# The run spec: the one JSON document a stack entry point receives
+# (docs/stack-contract.md). Read as a plain named list, checked like the Python class.
+#
+# Twins: python/dlrosetta/runspec.py, julia/src/runspec.jl.
+
+RUNSPEC_VERSION <- 1L
+RUNSPEC_REQUIRED <- c("stack", "model", "dataset", "model_config", "training", "shards", "order",
+                      "initial_weights", "init_seed", "threads", "seed", "device", "record")
+RUNSPEC_DEFAULTS <- list(check = NULL, check_steps = 0L, spec_version = RUNSPEC_VERSION)
+
+#' Read and check a run spec; returns a named list with every key (JSON null = NULL).
+#' @export
+read_runspec <- function(path) {
+  data <- jsonlite::fromJSON(path, simplifyVector = FALSE)
+  unknown <- setdiff(names(data), c(RUNSPEC_REQUIRED, names(RUNSPEC_DEFAULTS)))
+  if (length(unknown)) {
+    stop(sprintf("run spec %s has unknown keys %s", path, paste(sort(unknown), collapse = ", ")), call. = FALSE)
+  }
+  missing <- setdiff(RUNSPEC_REQUIRED, names(data))
+  if (length(missing)) {
+    stop(sprintf("run spec %s lacks keys %s", path, paste(missing, collapse = ", ")), call. = FALSE)
+  }
+  for (key in setdiff(names(RUNSPEC_DEFAULTS), names(data))) data[key] <- list(RUNSPEC_DEFAULTS[[key]])
+  if (!identical(as.integer(data$spec_version), RUNSPEC_VERSION)) {
+    stop(sprintf("run spec version %s is not supported (expected %d)", data$spec_version, RUNSPEC_VERSION),
+         call. = FALSE)
+  }
+  if (!is.null(data$check) && !identical(data$check, "step_losses")) {
+    stop(sprintf("run spec check must be null or \"step_losses\", got %s", json_repr(data$check)), call. = FALSE)
+  }
+  if (!data$device %in% c("cpu", "gpu", "auto")) {
+    stop(sprintf("run spec device must be cpu, gpu or auto, got %s", json_repr(data$device)), call. = FALSE)
+  }
+  data
+}
+
+#' The record's hyperparameters: the spec's model_config and training, as given.
+#' @export
+spec_hyperparameters <- function(spec) list(model = spec$model_config, training = spec$training)
