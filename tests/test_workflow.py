@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -96,6 +97,13 @@ def test_smoke_report_shows_every_run(smoke):
     assert len(list((smoke / "results" / "report" / "plots").glob("*.png"))) >= 5
 
 
+def test_snakemake_report_packs_the_annotated_outputs(smoke):
+    snakemake(smoke, "--configfile", str(SMOKE), "--report", str(smoke / "report.zip"))
+    names = zipfile.ZipFile(smoke / "report.zip").namelist()
+    for wanted in ("index.html", "summary.md", "summary.csv", "steady_epoch_seconds.png"):
+        assert any(n.endswith(wanted) for n in names), wanted
+
+
 def test_rerun_is_incremental(smoke):
     assert "Nothing to be done" in snakemake(smoke, "-n", "--configfile", str(SMOKE)).stdout
     # A changed LSTM hyperparameter reruns the LSTM runs only.
@@ -120,7 +128,7 @@ def path_without(tmp_path: Path, hidden: set[str]) -> str:
 
 def test_study_without_r_and_julia_skips_them_and_still_reports(smoke, tmp_path):
     env = dict(os.environ, PATH=path_without(tmp_path, {"R", "Rscript", "julia"}))
-    for stack in ("r-keras", "julia-native"):
+    for stack in ("r-keras", "julia-native"):  # leave the Python stacks' records as they are
         for rec in (smoke / "results" / "records").rglob(f"{stack}.json"):
             rec.unlink()
     snakemake(smoke, "--configfile", str(SMOKE), env=env)
