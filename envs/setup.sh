@@ -34,19 +34,31 @@ install_r() {
 }
 
 install_julia() {
-  command -v julia >/dev/null && return 0
-  # Bookworm has no Julia; bullseye (same archive) has 1.5.3. Pin bullseye low so that
-  # nothing else is ever taken from it.
-  log "installing Julia 1.5.3 from Debian bullseye (pinned to the three julia packages)"
-  if [ ! -f /etc/apt/sources.list.d/dlrosetta-bullseye.list ]; then
+  # Bookworm has no Julia; bullseye (same archive) has 1.5.3. Bullseye is pinned low so
+  # that nothing else comes from it, except libunwind8: Julia 1.5 segfaults on every
+  # exception with bookworm's libunwind 1.6 (in _ULx86_64_dwarf_search_unwind_table), and
+  # bullseye's 1.3.2 works, so that one package is held at bullseye's version.
+  if command -v julia >/dev/null && dpkg-query -W -f='${Version}' libunwind8 2>/dev/null | grep -q '^1\.3'; then
+    return 0
+  fi
+  log "installing Julia 1.5.3 and libunwind 1.3 from Debian bullseye (pinned)"
+  if [ ! -f /etc/apt/preferences.d/dlrosetta-bullseye ]; then
     echo 'deb http://deb.debian.org/debian bullseye main' \
       | as_root tee /etc/apt/sources.list.d/dlrosetta-bullseye.list >/dev/null || true
-    printf 'Package: *\nPin: release n=bullseye\nPin-Priority: 100\n' \
+    printf 'Package: *\nPin: release n=bullseye\nPin-Priority: 100\n\nPackage: libunwind8\nPin: release n=bullseye\nPin-Priority: 1001\n' \
       | as_root tee /etc/apt/preferences.d/dlrosetta-bullseye >/dev/null || true
     apt_updated=0
   fi
-  apt_install julia/bullseye libjulia1/bullseye julia-common/bullseye \
+  apt_install --allow-downgrades julia/bullseye libjulia1/bullseye julia-common/bullseye libunwind8/bullseye \
     || log "WARNING: could not install Julia; the Julia stack will be recorded as skipped"
+}
+
+precompile_julia() {
+  # Julia caches compiled package code on first load; doing it here keeps it out of
+  # the first timed run.
+  command -v julia >/dev/null || return 0
+  julia --project=julia --startup-file=no -e 'using DLRosetta' >/dev/null 2>&1 \
+    || log "WARNING: the Julia package did not load; see julia --project=julia -e 'using DLRosetta'"
 }
 
 install_orchestrator() {
@@ -75,6 +87,7 @@ if [ "${DLROSETTA_SKIP_APT:-0}" != 1 ]; then
   install_julia
 fi
 install_orchestrator
+precompile_julia
 log "ready: R $(command -v Rscript >/dev/null && Rscript -e 'cat(as.character(getRversion()))' 2>/dev/null || echo absent)," \
     "Julia $(command -v julia >/dev/null && julia --version 2>/dev/null | awk '{print $3}' || echo absent)," \
     "$(.venv/bin/snakemake --version 2>/dev/null | sed 's/^/Snakemake /')"

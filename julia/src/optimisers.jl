@@ -1,0 +1,75 @@
+# Optimisers over a model's flat parameter and gradient vectors (weights.jl), as
+# docs/models.md states them.
+# Twins: torch.optim.SGD / Adam in python/dlrosetta/stacks/pytorch, keras.optimizers in
+# python/dlrosetta/stacks/keras, r/R/train.R.
+
+abstract type Optimiser end
+
+const OPTIMISER_ITEM = 1 << 15  # parameters per unit of parallel work
+item_range(n::Int, k::Int) = (k - 1) * OPTIMISER_ITEM + 1:min(k * OPTIMISER_ITEM, n)
+
+"""
+SGD with heavy-ball momentum, no Nesterov, no weight decay: `v = m*v + g; w -= lr*v`
+(PyTorch's form; Keras's `v = m*v - lr*g; w += v` is the same for a constant rate).
+"""
+struct SGD{T} <: Optimiser
+    lr::T
+    momentum::T
+    velocity::Vector{T}
+end
+SGD(n::Int, ::Type{T}; lr, momentum) where {T} = SGD{T}(T(lr), T(momentum), zeros(T, n))
+
+"""
+Adam with PyTorch's epsilon placement (Kingma & Ba, Algorithm 1):
+`w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`. Keras 3 adds epsilon to the
+uncorrected sqrt(v), which in this form is an epsilon of eps/sqrt(1-b2^t); the two differ
+only where sqrt(v/(1-b2^t)) is comparable to eps (docs/models.md gives only eps).
+"""
+mutable struct Adam{T} <: Optimiser
+    lr::Float64
+    beta1::Float64
+    beta2::Float64
+    epsilon::Float64
+    m::Vector{T}
+    v::Vector{T}
+    t::Int
+end
+Adam(n::Int, ::Type{T}; lr, beta1, beta2, epsilon) where {T} =
+    Adam{T}(lr, beta1, beta2, epsilon, zeros(T, n), zeros(T, n), 0)
+
+"The run spec's `training.optimizer` for `n` parameters of type T."
+function optimiser(config::AbstractDict, n::Int, ::Type{T}) where {T}
+    name = config["name"]
+    name == "sgd" && return SGD(n, T; lr = config["learning_rate"], momentum = config["momentum"])
+    name == "adam" && return Adam(n, T; lr = config["learning_rate"], beta1 = config["beta_1"],
+                                  beta2 = config["beta_2"], epsilon = config["epsilon"])
+    throw(ArgumentError("unknown optimizer $(repr(name)); julia-native knows \"sgd\" and \"adam\""))
+end
+
+function update!(opt::SGD{T}, w::Vector{T}, g::Vector{T}) where {T}
+    lr, mom, vel = opt.lr, opt.momentum, opt.velocity
+    parallel(cld(length(w), OPTIMISER_ITEM)) do _, k
+        @inbounds @simd for i in item_range(length(w), k)
+            vel[i] = mom * vel[i] + g[i]
+            w[i] -= lr * vel[i]
+        end
+    end
+    return w
+end
+
+function update!(opt::Adam{T}, w::Vector{T}, g::Vector{T}) where {T}
+    opt.t += 1
+    b1, b2 = T(opt.beta1), T(opt.beta2)
+    step = T(opt.lr / (1 - opt.beta1^opt.t))
+    inv_sqrt_bc2 = T(1 / sqrt(1 - opt.beta2^opt.t))
+    eps = T(opt.epsilon)
+    m, v = opt.m, opt.v
+    parallel(cld(length(w), OPTIMISER_ITEM)) do _, k
+        @inbounds @simd for i in item_range(length(w), k)
+            m[i] += (1 - b1) * (g[i] - m[i])
+            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+            w[i] -= step * m[i] / (sqrt(v[i]) * inv_sqrt_bc2 + eps)
+        end
+    end
+    return w
+end

@@ -1,0 +1,69 @@
+# The run spec: the one JSON document a stack entry point receives
+# (docs/stack-contract.md, "The run spec").
+# Twins: python/dlrosetta/runspec.py, r/R/runspec.R.
+
+const SPEC_VERSION = 1
+const CHECKS = (nothing, "step_losses")
+const DEVICES = ("cpu", "gpu", "auto")
+
+"The run spec is unreadable or breaks the contract; the message names the file."
+struct RunSpecError <: Exception
+    msg::String
+end
+Base.showerror(io::IO, e::RunSpecError) = print(io, "RunSpecError: ", e.msg)
+
+Base.@kwdef struct RunSpec
+    spec_version::Int = SPEC_VERSION
+    stack::String
+    model::String
+    dataset::String
+    model_config::Dict{String,Any}
+    training::Dict{String,Any}
+    shards::String
+    order::String
+    initial_weights::Union{Nothing,String}
+    init_seed::Int
+    threads::Int
+    seed::Int
+    device::String
+    record::String
+    check::Union{Nothing,String} = nothing
+    check_steps::Int = 0
+end
+
+const RUNSPEC_REQUIRED = (:stack, :model, :dataset, :model_config, :training, :shards, :order,
+                          :initial_weights, :init_seed, :threads, :seed, :device, :record)
+
+function read_runspec(path::AbstractString)
+    data = try
+        read_json(path)
+    catch e
+        (e isa JSONError || e isa SystemError) || rethrow()
+        throw(RunSpecError("cannot read run spec $path: $(sprint(showerror, e))"))
+    end
+    data isa Dict{String,Any} || throw(RunSpecError("run spec $path is not a JSON object"))
+    known = string.(fieldnames(RunSpec))
+    unknown = sort!(setdiff(collect(keys(data)), known))
+    isempty(unknown) || throw(RunSpecError("run spec $path has unknown keys $unknown"))
+    missing_keys = [String(k) for k in RUNSPEC_REQUIRED if !haskey(data, String(k))]
+    isempty(missing_keys) || throw(RunSpecError("run spec $path lacks keys $missing_keys"))
+    spec = try
+        RunSpec(; (Symbol(k) => v for (k, v) in data)...)
+    catch e
+        e isa MethodError || e isa InexactError || rethrow()
+        throw(RunSpecError("run spec $path has a value of the wrong type: $(sprint(showerror, e))"))
+    end
+    spec.spec_version == SPEC_VERSION ||
+        throw(RunSpecError("run spec version $(spec.spec_version) is not supported (expected $SPEC_VERSION)"))
+    spec.check in CHECKS || throw(RunSpecError("run spec check must be null or \"step_losses\", " *
+                                               "got $(repr(spec.check))"))
+    spec.device in DEVICES || throw(RunSpecError("run spec device must be cpu, gpu or auto, " *
+                                                 "got $(repr(spec.device))"))
+    spec.threads >= 1 || throw(RunSpecError("run spec threads must be >= 1, got $(spec.threads)"))
+    return spec
+end
+
+epochs(spec::RunSpec) = Int(spec.training["epochs"])
+batch_size(spec::RunSpec) = Int(spec.training["batch_size"])
+optimizer_config(spec::RunSpec) = spec.training["optimizer"]::Dict{String,Any}
+hyperparameters(spec::RunSpec) = (model = spec.model_config, training = spec.training)
