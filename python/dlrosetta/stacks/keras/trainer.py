@@ -1,0 +1,155 @@
+"""The Keras 3 stacks' Trainer (keras-tensorflow, keras-jax, keras-torch): one code base,
+the backend chosen by KERAS_BACKEND before Keras is imported.
+
+Training is Keras's own compiled train step (model.compile + train_on_batch: a
+tf.function on tensorflow, jax.jit on jax, eager on torch), fed batches in the epoch
+order file's order: the data is on the device once, and each batch is a keras.ops.take
+there; Keras never shuffles. Keras's jit_compile default stands: turning XLA on for
+tensorflow (CPU) or torch.compile on for torch measured slower on 2 cores, and
+model.fit over the epoch's gathered arrays no faster than train_on_batch.
+
+Twins: r/R/train.R + r/R/keras.R (the same Keras calls from R),
+       python/dlrosetta/stacks/pytorch/trainer.py, python/dlrosetta/stacks/tensorflow/trainer.py,
+       julia/src/train.jl.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional
+
+import keras
+import numpy as np
+
+from dlrosetta.models.spec import RESNET
+from dlrosetta.shards import Shards
+from dlrosetta.stacks.base import Trainer, pick_accelerator
+from dlrosetta.stacks.keras import layer_name
+from dlrosetta.stacks.keras.lstm import build_lstm
+from dlrosetta.stacks.keras.resnet import build_resnet
+
+EVAL_BATCH = 1000
+
+
+def configure_backend(backend: str, threads: int) -> Optional[str]:
+    """Give the backend's thread pools `threads` threads, before its first operation, and
+    return the name of the first accelerator it sees (None: CPU only)."""
+    if backend == "tensorflow":
+        from dlrosetta.stacks.tensorflow import configure
+    elif backend == "torch":
+        from dlrosetta.stacks.pytorch import configure
+    elif backend == "jax":
+        return configure_jax(threads)
+    else:
+        raise ValueError(f"unsupported KERAS_BACKEND {backend!r} (tensorflow, jax or torch)")
+    return configure(threads)
+
+
+def configure_jax(threads: int) -> Optional[str]:
+    # XLA sizes its CPU client's thread pool from NPROC (else the CPU affinity mask)
+    # when the client starts, at the first jax.devices() below; no XLA flag sets it.
+    os.environ["NPROC"] = str(threads)
+    import jax
+
+    gpus = [d for d in jax.devices() if d.platform != "cpu"]
+    return gpus[0].device_kind if gpus else None
+
+
+def load_canonical_weights(model: keras.Model, weights: Mapping[str, np.ndarray]) -> None:
+    """Assign every variable its canonical tensor (Keras's layouts are the canonical
+    ones). Fails naming the tensors or variables left unmatched."""
+    variables = {f"{layer.name}/{v.name}": v for layer in model.layers for v in layer.weights}
+    for name, array in weights.items():
+        prefix, variable = name.rsplit(".", 1)
+        key = f"{layer_name(prefix)}/{variable}"
+        if key not in variables:
+            raise ValueError(f"canonical tensor {name!r} has no Keras variable {key!r}")
+        variables.pop(key).assign(array)
+    if variables:
+        raise ValueError(f"Keras variables {sorted(variables)} have no canonical tensor")
+
+
+class Adam(keras.optimizers.Adam):
+    """Keras's Adam, given dense gradients. On the tensorflow backend the embedding's
+    gradient is tf.IndexedSlices with a row per token occurrence; Keras squares those
+    rows before summing repeated ones, so its second moment is sum(g_i^2) instead of
+    (sum g_i)^2 and the embedding update differs from Adam's (and from every other
+    stack). Densifying first gives the documented Adam; other backends' gradients are
+    dense already."""
+
+    def apply(self, grads, trainable_variables=None):
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            grads = [tf.convert_to_tensor(g) for g in grads]
+        return super().apply(grads, trainable_variables)
+
+
+def _kernel_info(backend: str, images: bool, accelerator: Optional[str]) -> tuple[bool, str]:
+    """fused_kernel and kernel_notes for the record (CPU kernels checked with ONEDNN_VERBOSE)."""
+    step = {"tensorflow": "train step a tf.function (Keras's default, no XLA, on CPU-only TensorFlow)",
+            "jax": "train step XLA-compiled (jax.jit)",
+            "torch": "train step eager (Keras's default for torch)"}[backend]
+    if accelerator:
+        return True, (f"cuDNN convolutions; {step}" if images else f"Keras LSTM on the cuDNN kernel; {step}")
+    if not images:
+        loop = {"tensorflow": "a tf.while_loop", "jax": "a lax.scan", "torch": "a Python loop"}[backend]
+        return False, f"Keras LSTM on CPU: {loop} over the cell's matmuls (its cuDNN kernel is GPU-only); {step}"
+    fused, notes = {
+        "tensorflow": (True, "oneDNN convolutions; batch norm from composed ops"),
+        "jax": (False, "XLA:CPU's Eigen convolutions (oneDNN sgemm inside), fused elementwise loops"),
+        "torch": (True, "oneDNN convolutions (NHWC transposed to NCHW each call); batch norm from composed ops"),
+    }[backend]
+    return fused, f"{notes}; {step}"
+
+
+class KerasTrainer(Trainer):
+    framework = "keras"
+
+    def __init__(self, spec, model, weights):
+        super().__init__(spec, model, weights)
+        self.backend = keras.backend.backend()
+        self.accelerator = pick_accelerator(spec.device, configure_backend(self.backend, spec.threads),
+                                            f"Keras's {self.backend} backend")
+        # Held for the process's life: every variable, tensor and step goes to this device.
+        keras.device("gpu:0" if self.accelerator else "cpu:0").__enter__()
+        keras.utils.set_random_seed(spec.seed)
+        self.images = spec.model == RESNET
+        self.net = (build_resnet if self.images else build_lstm)(spec.model_config)
+        load_canonical_weights(self.net, weights)
+
+        opt = spec.optimizer
+        if opt["name"] == "sgd":
+            optimizer = keras.optimizers.SGD(opt["learning_rate"], momentum=opt["momentum"], nesterov=False)
+        elif opt["name"] == "adam":
+            optimizer = Adam(opt["learning_rate"], beta_1=opt["beta_1"], beta_2=opt["beta_2"],
+                             epsilon=opt["epsilon"])
+        else:
+            raise ValueError(f"unknown optimizer {opt['name']!r}")
+        self.net.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        self.fused_kernel, self.kernel_notes = _kernel_info(self.backend, self.images, self.accelerator)
+
+    def framework_version(self) -> str:
+        return keras.__version__
+
+    def device_name(self) -> str:
+        return f"gpu:0 ({self.accelerator})" if self.accelerator else "cpu"
+
+    def parameter_count(self) -> int:
+        return int(sum(np.prod(v.shape) for v in self.net.trainable_weights))
+
+    def set_data(self, shards: Shards) -> None:
+        self.x_train = keras.ops.convert_to_tensor(shards.x_train)
+        self.y_train = keras.ops.convert_to_tensor(shards.y_train)
+        self.x_test, self.y_test = shards.x_test, shards.y_test
+
+    def train_epoch(self, batches: np.ndarray) -> float:
+        total = 0.0
+        for row in batches:  # train_on_batch returns the batch's loss, synchronised
+            idx = keras.ops.convert_to_tensor(row)
+            total += self.net.train_on_batch(keras.ops.take(self.x_train, idx, axis=0),
+                                             keras.ops.take(self.y_train, idx, axis=0))
+        return total / len(batches)
+
+    def evaluate(self) -> float:
+        logits = self.net.predict(self.x_test, batch_size=EVAL_BATCH, verbose=0)
+        return float(np.mean(np.argmax(logits, axis=1) == self.y_test))
