@@ -20,10 +20,8 @@ end
 SGD(n::Int, ::Type{T}; lr, momentum) where {T} = SGD{T}(T(lr), T(momentum), zeros(T, n))
 
 """
-Adam with PyTorch's epsilon placement (Kingma & Ba, Algorithm 1):
-`w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`. Keras 3 adds epsilon to the
-uncorrected sqrt(v), which in this form is an epsilon of eps/sqrt(1-b2^t); the two differ
-only where sqrt(v/(1-b2^t)) is comparable to eps (docs/models.md gives only eps).
+Adam in the form docs/models.md fixes for every stack (Keras's and TensorFlow's, epsilon
+added to the uncorrected sqrt(v)): `w -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)`.
 """
 mutable struct Adam{T} <: Optimiser
     lr::Float64
@@ -60,15 +58,14 @@ end
 function update!(opt::Adam{T}, w::Vector{T}, g::Vector{T}) where {T}
     opt.t += 1
     b1, b2 = T(opt.beta1), T(opt.beta2)
-    step = T(opt.lr / (1 - opt.beta1^opt.t))
-    inv_sqrt_bc2 = T(1 / sqrt(1 - opt.beta2^opt.t))
+    step = T(opt.lr * sqrt(1 - opt.beta2^opt.t) / (1 - opt.beta1^opt.t))
     eps = T(opt.epsilon)
     m, v = opt.m, opt.v
     parallel(cld(length(w), OPTIMISER_ITEM)) do _, k
         @inbounds @simd for i in item_range(length(w), k)
             m[i] += (1 - b1) * (g[i] - m[i])
             v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-            w[i] -= step * m[i] / (sqrt(v[i]) * inv_sqrt_bc2 + eps)
+            w[i] -= step * m[i] / (sqrt(v[i]) + eps)
         end
     end
     return w

@@ -17,6 +17,7 @@ def thread_env(threads: int) -> dict[str, str]:
         "NUMEXPR_NUM_THREADS": n,
         "TF_NUM_INTRAOP_THREADS": n,     # TensorFlow (read at start-up)
         "TF_NUM_INTEROP_THREADS": n,
+        "NPROC": n,                      # XLA's CPU thread pool (jaxlib reads it; no XLA_FLAGS needed)
         "JULIA_NUM_THREADS": n,          # Julia tasks (BLAS threads are set in julia/src)
         "DLROSETTA_THREADS": n,
     }
