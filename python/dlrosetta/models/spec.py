@@ -84,40 +84,62 @@ def resnet_blocks_per_stage(depth: int) -> int:
     return (depth - 2) // 6
 
 
+@dataclass(frozen=True)
+class ResNetBlock:
+    """One basic block, as the spec lists it and every Python ResNet builds it."""
+
+    name: str    # canonical prefix of its tensors, e.g. "stage2.block1"
+    cin: int
+    cout: int
+    stride: int  # of its first conv: 2 where the block halves the resolution
+
+    @property
+    def reshapes(self) -> bool:
+        """Whether the shortcut changes shape (shortcut A pads, B projects)."""
+        return self.stride != 1 or self.cin != self.cout
+
+
+def resnet_blocks(depth: int, width: int) -> list[ResNetBlock]:
+    """Stages 1-3 with n blocks each, in order: stage s has width*2**(s-1) filters and
+    stages 2 and 3 halve the resolution in their first block."""
+    n = resnet_blocks_per_stage(depth)
+    blocks, cin = [], width
+    for stage in range(3):
+        cout = width * 2**stage
+        for block in range(n):
+            blocks.append(ResNetBlock(f"stage{stage + 1}.block{block + 1}", cin, cout,
+                                      2 if stage > 0 and block == 0 else 1))
+            cin = cout
+    return blocks
+
+
 def resnet_spec(depth: int, width: int, shortcut: str, num_classes: int,
                 image_size: int = 32, channels: int = 3) -> ModelSpec:
     """ResNet v1 for CIFAR (He et al. 2016, section 4.2): 3 stages of n basic blocks.
 
-    Stage s has width*2**s filters; stages 2 and 3 halve the resolution in their first
-    block (stride 2 on the first conv). Shortcut A: identity, subsampled and zero-padded
-    channels where shapes change (no parameters). Shortcut B: 1x1 stride-2 conv + BN
-    where shapes change. Head: global average pool, dense to num_classes.
+    Shortcut A: identity, subsampled and zero-padded channels where shapes change (no
+    parameters). Shortcut B: 1x1 stride-2 conv + BN where shapes change. Head: global
+    average pool, dense to num_classes.
     """
     if shortcut not in ("A", "B"):
         raise ValueError(f"resnet shortcut must be 'A' or 'B', got {shortcut!r}")
-    n = resnet_blocks_per_stage(depth)
     params: list[ParamSpec] = [_conv("stem.conv", 3, channels, width), *_bn("stem.bn", width)]
     hw = image_size
     flops = 2 * hw * hw * 9 * channels * width
-    cin = width
-    for stage in range(3):
-        cout = width * 2**stage
-        for block in range(n):
-            prefix = f"stage{stage + 1}.block{block + 1}"
-            downsample = stage > 0 and block == 0
-            if downsample:
-                hw //= 2
-            params += [_conv(f"{prefix}.conv1", 3, cin, cout), *_bn(f"{prefix}.bn1", cout),
-                       _conv(f"{prefix}.conv2", 3, cout, cout), *_bn(f"{prefix}.bn2", cout)]
-            flops += 2 * hw * hw * 9 * (cin * cout + cout * cout)
-            if downsample and shortcut == "B":
-                params += [_conv(f"{prefix}.shortcut.conv", 1, cin, cout),
-                           *_bn(f"{prefix}.shortcut.bn", cout)]
-                flops += 2 * hw * hw * cin * cout
-            cin = cout
-    params += [ParamSpec("head.dense.kernel", (cin, num_classes), "glorot_uniform"),
+    blocks = resnet_blocks(depth, width)
+    for b in blocks:
+        hw //= b.stride
+        params += [_conv(f"{b.name}.conv1", 3, b.cin, b.cout), *_bn(f"{b.name}.bn1", b.cout),
+                   _conv(f"{b.name}.conv2", 3, b.cout, b.cout), *_bn(f"{b.name}.bn2", b.cout)]
+        flops += 2 * hw * hw * 9 * (b.cin * b.cout + b.cout * b.cout)
+        if b.reshapes and shortcut == "B":
+            params += [_conv(f"{b.name}.shortcut.conv", 1, b.cin, b.cout),
+                       *_bn(f"{b.name}.shortcut.bn", b.cout)]
+            flops += 2 * hw * hw * b.cin * b.cout
+    cout = blocks[-1].cout
+    params += [ParamSpec("head.dense.kernel", (cout, num_classes), "glorot_uniform"),
                ParamSpec("head.dense.bias", (num_classes,), "zeros")]
-    flops += 2 * cin * num_classes
+    flops += 2 * cout * num_classes
     return ModelSpec(RESNET, tuple(params), flops)
 
 

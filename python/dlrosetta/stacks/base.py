@@ -13,12 +13,11 @@ import abc
 import importlib
 import platform
 import sys
-from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Optional
 
 import numpy as np
 
-from dlrosetta.models.spec import ModelSpec, initial_weights, model_spec, resnet_blocks_per_stage
+from dlrosetta.models.spec import ModelSpec, initial_weights, model_spec
 from dlrosetta.npybundle import sha256_file
 from dlrosetta.record import Record, write_json_atomic
 from dlrosetta.runspec import RunSpec
@@ -63,35 +62,6 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def evaluate(self) -> float:
         """Accuracy on the whole test split (inference mode: BN running statistics)."""
-
-@dataclass(frozen=True)
-class ResNetBlock:
-    """One basic block of the ResNet, as every Python stack builds it (docs/models.md)."""
-
-    name: str  # canonical prefix of its tensors, e.g. "stage2.block1"
-    cin: int
-    cout: int
-    stride: int  # of its first conv; 2 where the block halves the resolution
-
-    @property
-    def reshapes(self) -> bool:
-        """Whether the shortcut must change shape (shortcut A pads, B projects)."""
-        return self.stride != 1 or self.cin != self.cout
-
-
-def resnet_blocks(model_config: Mapping) -> list[ResNetBlock]:
-    """The blocks of stages 1-3 in order, in the walk dlrosetta.models.spec makes."""
-    n = resnet_blocks_per_stage(model_config["depth"])
-    width = model_config["width"]
-    blocks, cin = [], width
-    for stage in range(3):
-        cout = width * 2**stage
-        for block in range(n):
-            stride = 2 if stage > 0 and block == 0 else 1
-            blocks.append(ResNetBlock(f"stage{stage + 1}.block{block + 1}", cin, cout, stride))
-            cin = cout
-    return blocks
-
 
 def pick_accelerator(requested: str, visible: Optional[str], framework: str) -> Optional[str]:
     """The accelerator to train on (its name), or None for the CPU. `visible` is the

@@ -15,7 +15,7 @@ from typing import Mapping
 import keras
 from keras import layers, ops
 
-from dlrosetta.stacks.base import resnet_blocks
+from dlrosetta.models.spec import resnet_blocks
 from dlrosetta.stacks.keras import layer_name
 
 BN_EPSILON = 1e-5
@@ -48,7 +48,7 @@ def build_resnet(cfg: Mapping) -> keras.Model:
     size = cfg.get("image_size", 32)
     inputs = keras.Input((size, size, cfg.get("channels", 3)), name="images")
     x = _relu(_bn(_conv(inputs, cfg["width"], 3, 1, "stem.conv"), "stem.bn"), "stem.relu")
-    for b in resnet_blocks(cfg):
+    for b in resnet_blocks(cfg["depth"], cfg["width"]):
         y = _relu(_bn(_conv(x, b.cout, 3, b.stride, f"{b.name}.conv1"), f"{b.name}.bn1"), f"{b.name}.relu1")
         y = _bn(_conv(y, b.cout, 3, 1, f"{b.name}.conv2"), f"{b.name}.bn2")
         if not b.reshapes:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlrosetta.stacks.base import ResNetBlock, resnet_blocks
+from dlrosetta.models.spec import ResNetBlock, resnet_blocks
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.1  # PyTorch weighs the batch statistic: moving = 0.9*moving + 0.1*batch
@@ -66,7 +66,7 @@ def build_resnet(cfg: Mapping) -> nn.Sequential:
     """The ResNet of a run spec's model_config; NCHW images in, logits out."""
     if cfg["shortcut"] not in ("A", "B"):
         raise ValueError(f"resnet shortcut must be 'A' or 'B', got {cfg['shortcut']!r}")
-    blocks = resnet_blocks(cfg)
+    blocks = resnet_blocks(cfg["depth"], cfg["width"])
     stages: OrderedDict[str, OrderedDict[str, nn.Module]] = OrderedDict()
     for block in blocks:
         stage, name = block.name.split(".")

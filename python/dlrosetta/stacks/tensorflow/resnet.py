@@ -17,8 +17,7 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
-from dlrosetta.models.spec import ModelSpec
-from dlrosetta.stacks.base import ResNetBlock, resnet_blocks
+from dlrosetta.models.spec import ModelSpec, ResNetBlock, resnet_blocks
 
 BN_EPSILON = 1e-5
 BN_AVERAGE_FACTOR = 0.1  # weight of the batch statistic in the moving average
@@ -33,7 +32,7 @@ class ResNet(tf.Module):
         if cfg["shortcut"] not in ("A", "B"):
             raise ValueError(f"resnet shortcut must be 'A' or 'B', got {cfg['shortcut']!r}")
         self.shortcut = cfg["shortcut"]
-        self.blocks = resnet_blocks(cfg)
+        self.blocks = resnet_blocks(cfg["depth"], cfg["width"])
         self.v = {p.name: tf.Variable(weights[p.name], trainable=p.trainable, name=p.name)
                   for p in spec.params}
         self.trainable = [self.v[p.name] for p in spec.params if p.trainable]
