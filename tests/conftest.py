@@ -43,22 +43,28 @@ def tiny_token_shards(directory: Path, n_train=48, n_test=16, seed=0) -> Path:
                          "vocab_size": TINY_LSTM["vocab_size"], "maxlen": TINY_LSTM["maxlen"]})
 
 
-@pytest.fixture
-def tiny_run(tmp_path):
-    """Factory: (model, stack, **overrides) -> RunSpec over freshly written tiny inputs."""
+def tiny_run_factory(root: Path):
+    """(model, stack, **overrides) -> RunSpec. The inputs of each model are written once
+    under root, so every stack asked for reads the very same files."""
 
     def make(model: str = "resnet", stack: str = "pytorch", **overrides) -> RunSpec:
         cfg = TINY_RESNET if model == "resnet" else TINY_LSTM
-        make_shards = tiny_image_shards if model == "resnet" else tiny_token_shards
-        shards = make_shards(tmp_path / f"shards-{model}")
-        order = tmp_path / f"order-{model}.npy"
-        write_epoch_order(order, 48, TRAINING[model]["epochs"], seed=1)
-        weights = write_initial_weights(tmp_path / f"weights-{model}", model_spec(model, cfg), 5, cfg)
+        d = root / model
+        if not (d / "weights" / "manifest.json").exists():
+            (tiny_image_shards if model == "resnet" else tiny_token_shards)(d / "shards")
+            write_epoch_order(d / "order.npy", 48, TRAINING[model]["epochs"], seed=1)
+            write_initial_weights(d / "weights", model_spec(model, cfg), 5, cfg)
         fields = dict(stack=stack, model=model, dataset=f"tiny-{model}", model_config=cfg,
-                      training=TRAINING[model], shards=str(shards), order=str(order),
-                      initial_weights=str(weights), init_seed=5, threads=1, seed=0, device="cpu",
-                      record=str(tmp_path / "run" / stack / "record.partial.json"))
-        fields.update(overrides)
-        return RunSpec(**fields)
+                      training=TRAINING[model], shards=str(d / "shards" / "manifest.json"),
+                      order=str(d / "order.npy"), initial_weights=str(d / "weights" / "manifest.json"),
+                      init_seed=5, threads=1, seed=0, device="cpu",
+                      record=str(root / "run" / f"{model}-{stack}-{overrides.get('check') or 'train'}"
+                                 / "record.partial.json"))
+        return RunSpec(**{**fields, **overrides})
 
     return make
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    return tiny_run_factory(tmp_path)
