@@ -12,7 +12,7 @@ end
 
 """
 A trainable model: `ResNet{T}` or `LSTMNet{T}`. Each has fields `config`, `params`
-(`Parameters`), `batch`, `labels`, `logits`, `dlogits`, and methods `gather!`,
+(`Parameters`), `batch`, `labels`, `logits`, `dlogits`, and methods `batch_input`,
 `predict!`, `backward!` and `kernel_notes`.
 """
 abstract type Model{T<:AbstractFloat} end

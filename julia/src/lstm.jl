@@ -91,15 +91,8 @@ function LSTMNet{T}(cfg::LSTMConfig, batch::Int) where {T}
                       zeros(T, H, batch), zeros(T, H, batch), zeros(T, K, batch), zeros(T, K, batch))
 end
 
-"Copy the sequences and labels at 0-based indices `idx` into the model's batch buffers."
-function gather!(m::LSTMNet, x::Matrix{Int32}, y::Vector{Int32}, idx::AbstractVector{<:Integer})
-    L = size(x, 1)
-    for (k, i) in enumerate(idx)
-        copyto!(m.tokens, (k - 1) * L + 1, x, i * L + 1, L)
-        m.labels[k] = y[i + 1]
-    end
-    return m
-end
+"The batch buffer `gather!` (train.jl) copies token sequences into."
+batch_input(m::LSTMNet) = m.tokens
 
 "The slices of a batch of n: one per worker (fewer for tiny batches)."
 slices(m::LSTMNet, n::Int) = min(length(m.slices), n)

@@ -221,15 +221,8 @@ function ResNet{T}(cfg::ResNetConfig, batch::Int) where {T}
                      buffer(cin, hw))
 end
 
-"Copy the images and labels at 0-based indices `idx` into the model's batch buffers."
-function gather!(m::ResNet, x::Array{Float32,4}, y::Vector{Int32}, idx::AbstractVector{<:Integer})
-    len = size(x, 1) * size(x, 2) * size(x, 3)
-    for (k, i) in enumerate(idx)
-        copyto!(m.x, (k - 1) * len + 1, x, i * len + 1, len)
-        m.labels[k] = y[i + 1]
-    end
-    return m
-end
+"The batch buffer `gather!` (train.jl) copies images into."
+batch_input(m::ResNet) = m.x
 
 "Logits of the first `n` images of the batch buffer (BN in training or inference mode)."
 function predict!(m::ResNet{T}, n::Int, training::Bool) where {T}

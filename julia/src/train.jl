@@ -3,6 +3,20 @@
 # Julia's compilation); evaluate; write the record, or in check mode the step losses.
 # Twins: python/dlrosetta/stacks/base.py, r/R/train.R.
 
+"""
+Copy the samples (last axis: images or token sequences) and labels at 0-based indices
+`idx` into the model's batch buffers.
+"""
+function gather!(m::Model, x::Array, y::Vector{Int32}, idx::AbstractVector{<:Integer})
+    buffer = batch_input(m)
+    len = length(x) ÷ size(x, ndims(x))
+    for (k, i) in enumerate(idx)
+        copyto!(buffer, (k - 1) * len + 1, x, i * len + 1, len)
+        m.labels[k] = y[i + 1]
+    end
+    return m
+end
+
 "One optimiser step on the batch at 0-based training indices `idx`; returns its loss."
 function train_step!(m::Model, opt::Optimiser, x::Array, y::Vector{Int32}, idx::AbstractVector{<:Integer})
     n = length(idx)
