@@ -28,7 +28,7 @@ rule train:
                 f"results/runs/{wildcards.dataset}/{wildcards.model}/{wildcards.stack}/record.partial.json",
             ).to_dict()
         ),
-        venvs=str(VENVS),
+        venvs=VENVS,
         timeout=config["timeout_minutes"],
     conda:
         ORCHESTRATOR_ENV

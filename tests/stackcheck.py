@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dlrosetta.launch import RuntimeMissing, default_venvs_dir, resolve_command
 from dlrosetta.models.spec import model_spec, resnet_blocks
-from dlrosetta.npybundle import sha256_file
+from dlrosetta.checksum import sha256_file
 from dlrosetta.record import Record
 from dlrosetta.registry import STACKS
 from dlrosetta.runspec import RunSpec

@@ -11,7 +11,7 @@ import pytest
 from archives import CIFAR_DIR, cifar_batch, cifar_members, cifar_rows, write_tar_gz
 from dlrosetta.data import DataError
 from dlrosetta.data.prepare import prepare_dataset
-from dlrosetta.npybundle import sha256_file
+from dlrosetta.checksum import sha256_file
 from dlrosetta.shards import read_shards
 
 PER_BATCH = 2

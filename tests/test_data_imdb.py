@@ -11,7 +11,7 @@ from archives import imdb_members, write_tar_gz
 from dlrosetta.data import DataError
 from dlrosetta.data.prepare import prepare_dataset
 from dlrosetta.data.tokens import pad_sequences, ranks_to_tokens, words
-from dlrosetta.npybundle import sha256_file
+from dlrosetta.checksum import sha256_file
 from dlrosetta.shards import read_shards
 
 # Stored out of the official order on purpose (pos before neg, id 1 before id 0).

@@ -154,6 +154,19 @@ def resolved(spec: RunSpec) -> RunSpec:
                                record=absolute(spec.record))
 
 
+def launch_from_json(spec_json: str, record: Path, log: Path, venvs: Optional[Path] = None,
+                     timeout_minutes: Optional[float] = None) -> Record:
+    """The train rule's step: the run spec as JSON, paths relative to the working
+    directory."""
+    spec = resolved(RunSpec(**json.loads(spec_json)))
+    log = Path(log)
+    log.unlink(missing_ok=True)
+    record = launch(spec, Path(record), Path(spec.record).parent, log, venvs,
+                    timeout_minutes * 60 if timeout_minutes else None)
+    print(f"{record.stack}: {record.status} {record.reason or ''}", file=sys.stderr)
+    return record
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="dlrosetta launch",
                                 description="Run one stack from a run spec and write its record.")
@@ -163,11 +176,7 @@ def main(argv=None) -> int:
     p.add_argument("--venvs", type=Path, default=None, help="stack environments (default .venvs)")
     p.add_argument("--timeout-minutes", type=float, default=None)
     a = p.parse_args(argv)
-    spec = resolved(RunSpec(**json.loads(a.spec_json)))
-    a.log.unlink(missing_ok=True)
-    record = launch(spec, a.record, Path(spec.record).parent, a.log, a.venvs,
-                    a.timeout_minutes * 60 if a.timeout_minutes else None)
-    print(f"{record.stack}: {record.status} {record.reason or ''}", file=sys.stderr)
+    launch_from_json(a.spec_json, a.record, a.log, a.venvs, a.timeout_minutes)
     return 0
 
 

@@ -9,7 +9,6 @@ Twins: r/R/npy.R + r/R/shards.R, julia/src/npy.jl + julia/src/shards.jl.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,20 +16,14 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from dlrosetta.checksum import sha256_file
+
 FORMAT_VERSION = 1
 DTYPES = {"float32": np.dtype("<f4"), "int32": np.dtype("<i4")}
 
 
 class BundleError(Exception):
     """A bundle is missing, malformed, or fails its checksum."""
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_bundle(directory: str | os.PathLike, kind: str, arrays: Mapping[str, np.ndarray],

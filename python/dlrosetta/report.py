@@ -61,7 +61,7 @@ def _chart(df: pd.DataFrame, column: str, title: str, xlabel: str) -> tuple[byte
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, pil_kwargs={"compress_level": 1})  # fast; the HTML holds them once
     plt.close(fig)
     return buf.getvalue(), title
 

@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from dlrosetta.npybundle import read_bundle, sha256_file, write_bundle
+from dlrosetta.checksum import sha256_file
+from dlrosetta.npybundle import read_bundle, write_bundle
 
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 

@@ -16,7 +16,7 @@ import sys
 import venv
 from pathlib import Path
 
-from dlrosetta.npybundle import sha256_file
+from dlrosetta.checksum import sha256_file
 from dlrosetta.record import write_json_atomic
 
 MANIFEST = "dlrosetta-env.json"

@@ -23,7 +23,7 @@ import numpy as np
 
 from dlrosetta.data import DataError, Dataset
 from dlrosetta.data.archive import require_archive, require_members, stream_members, subset_size
-from dlrosetta.npybundle import sha256_file
+from dlrosetta.checksum import sha256_file
 
 DESCRIPTION = 'CIFAR-10 "python version" (cifar-10-python.tar.gz)'
 URL = "https://www.cs.toronto.edu/~kriz/cifar.html"

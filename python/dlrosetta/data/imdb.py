@@ -27,7 +27,7 @@ from dlrosetta.data import DataError, Dataset
 from dlrosetta.data.archive import require_archive, stream_members, subset_size
 from dlrosetta.data.tokens import (check_token_config, frequency_ranks, pad_sequences,
                                    ranks_to_tokens, token_meta, words)
-from dlrosetta.npybundle import sha256_file
+from dlrosetta.checksum import sha256_file
 
 DESCRIPTION = "Large Movie Review Dataset v1.0 (aclImdb_v1.tar.gz)"
 URL = "https://ai.stanford.edu/~amaas/data/sentiment/"

@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 
 from dlrosetta.models.spec import ModelSpec, initial_weights, model_spec
-from dlrosetta.npybundle import sha256_file
+from dlrosetta.checksum import sha256_file
 from dlrosetta.record import Record, write_json_atomic
 from dlrosetta.runspec import RunSpec
 from dlrosetta.runtime import Stopwatch, peak_rss_mb, process_age_seconds
