@@ -44,3 +44,14 @@ def test_r_rejects_a_changed_shard_naming_it(rbridge, tmp_path):
     with pytest.raises(RRuntimeError, match=r"checksum mismatch for .*x_test\.npy"):
         rbridge.read_shard_r(manifest, "x_test")
     assert rbridge.read_shard_r(manifest, "x_test", verify=False).tobytes() == np.load(path).tobytes()
+
+
+def test_starting_r_leaves_child_processes_their_own_libraries(rbridge):
+    """R's start-up sets LD_LIBRARY_PATH; a child Python must still load its own libpython
+    (Snakemake and the stacks are started from processes that have run R)."""
+    import subprocess
+    import sys
+
+    rbridge.r_env()
+    out = subprocess.run([sys.executable, "-c", "import ssl, sys; print(sys.version)"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

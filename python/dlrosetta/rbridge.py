@@ -31,6 +31,11 @@ class RUnavailable(RuntimeError):
 @functools.lru_cache(maxsize=None)
 def r_env():
     """An R environment holding the functions of r/R/*.R (R starts on the first call)."""
+    # Starting R sets LD_LIBRARY_PATH (R's ldpaths: /usr/lib/R/lib and the system library
+    # folder) in this process's environment, and child processes inherit it: another
+    # Python started from here would then load the system's libpython instead of its own.
+    # The loader read the variable when this process began, so restoring it is safe.
+    saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH",)}
     try:
         import rpy2.robjects as ro
     except ImportError as e:
@@ -38,6 +43,12 @@ def r_env():
                            f"envs/rpy2.txt where R is present") from e
     except Exception as e:  # rpy2 raises assorted errors when it cannot find or load libR
         raise RUnavailable(f"rpy2 cannot start R: {type(e).__name__}: {e}") from e
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     env = ro.r["new.env"]()
     for path in sorted(R_SOURCES.glob("*.R")):
         ro.r["sys.source"](str(path), envir=env)
