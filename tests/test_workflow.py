@@ -104,13 +104,15 @@ def test_snakemake_report_packs_the_annotated_outputs(smoke):
         assert any(n.endswith(wanted) for n in names), wanted
 
 
-def test_rerun_is_incremental(smoke):
+def test_rerun_is_incremental(smoke, tmp_path):
     assert "Nothing to be done" in snakemake(smoke, "-n", "--configfile", str(SMOKE)).stdout
     # A changed LSTM hyperparameter reruns the LSTM runs only.
-    out = snakemake(smoke, "-n", "--configfile", str(SMOKE), "--config", "models={'lstm': {'units': 9}}")
+    change = tmp_path / "lstm-units.yaml"
+    change.write_text("models: {lstm: {units: 9}}\n")
+    out = snakemake(smoke, "-n", "--configfile", str(SMOKE), str(change))
     jobs = planned_jobs(out.stdout)
     assert jobs["train"] == 7 and "shards" not in jobs
-    assert "results/records/smoke-cifar" not in out.stdout
+    assert "output: results/records/smoke-cifar" not in out.stdout
 
 
 def path_without(tmp_path: Path, hidden: set[str]) -> str:
@@ -128,10 +130,10 @@ def path_without(tmp_path: Path, hidden: set[str]) -> str:
 
 def test_study_without_r_and_julia_skips_them_and_still_reports(smoke, tmp_path):
     env = dict(os.environ, PATH=path_without(tmp_path, {"R", "Rscript", "julia"}))
-    for stack in ("r-keras", "julia-native"):  # leave the Python stacks' records as they are
-        for rec in (smoke / "results" / "records").rglob(f"{stack}.json"):
-            rec.unlink()
-    snakemake(smoke, "--configfile", str(SMOKE), env=env)
+    rerun = [str(p.relative_to(smoke)) for stack in ("r-keras", "julia-native")
+             for p in (smoke / "results" / "records").rglob(f"{stack}.json")]
+    assert len(rerun) == 4
+    snakemake(smoke, "--configfile", str(SMOKE), "--forcerun", *rerun, env=env)
     for stack, runtime in (("r-keras", "Rscript"), ("julia-native", "julia")):
         for model in ("resnet", "lstm"):
             dataset = "smoke-cifar" if model == "resnet" else "smoke-imdb"

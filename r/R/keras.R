@@ -8,7 +8,7 @@
 # asks for it (py_to_r, as_numpy).
 #
 # Twins: python/dlrosetta/stacks/keras/__init__.py + trainer.py (configure_backend,
-#        _kernel_info), python/dlrosetta/threads.py.
+#        kernel_info), python/dlrosetta/threads.py.
 
 #' The Python this stack binds reticulate to: RETICULATE_PYTHON (the launcher sets it),
 #' else the repository's .venvs/r-keras (built from envs/r-keras.txt). Sets
@@ -121,25 +121,11 @@ as_numpy <- function(x, dtype) {
   np$ascontiguousarray(reticulate::r_to_py(if (is.null(dim(x))) as.array(x) else x), dtype = dtype)
 }
 
-#' Whether the hot ops run as fused library kernels, and which, in the very words of the
-#' Python Keras stack (the same Keras code runs underneath).
+#' Whether the hot ops run as fused library kernels, and which: the Python Keras
+#' stack's own answer (the same Keras code runs underneath), so the two never disagree.
 #' @export
 kernel_info <- function(model, accelerator) {
-  backend <- keras_backend()
-  step <- switch(backend, tensorflow = "train step a tf.function (Keras keeps XLA off on CPU-only TensorFlow)",
-                 jax = "train step XLA-compiled (jax.jit)", torch = "train step eager (Keras's default for torch)")
-  if (!is.null(accelerator)) {
-    notes <- if (model == "resnet") "cuDNN convolutions" else "Keras LSTM on the cuDNN kernel"
-    return(list(fused_kernel = TRUE, kernel_notes = paste0(notes, "; ", step)))
-  }
-  if (model == "lstm") {
-    loop <- switch(backend, tensorflow = "a tf.while_loop", jax = "a lax.scan", torch = "a Python loop")
-    return(list(fused_kernel = FALSE, kernel_notes = sprintf(
-      "Keras LSTM on CPU: %s over the cell's matmuls (cuDNN kernel is GPU-only); %s", loop, step)))
-  }
-  conv <- switch(backend,
-    tensorflow = list(TRUE, "oneDNN convolutions, batch norm from composed ops"),
-    jax = list(FALSE, "XLA:CPU convolutions and fused elementwise loops"),
-    torch = list(TRUE, "oneDNN convolutions (NHWC transposed to NCHW per call), batch norm from composed ops"))
-  list(fused_kernel = conv[[1]], kernel_notes = paste0(conv[[2]], "; ", step))
+  info <- reticulate::import("dlrosetta.stacks.keras.trainer")$kernel_info(
+    keras_backend(), model == "resnet", accelerator)
+  list(fused_kernel = info[[1]], kernel_notes = info[[2]])
 }

@@ -84,8 +84,9 @@ class Adam(keras.optimizers.Adam):
         return super().apply(grads, trainable_variables)
 
 
-def _kernel_info(backend: str, images: bool, accelerator: Optional[str]) -> tuple[bool, str]:
-    """fused_kernel and kernel_notes for the record (CPU kernels checked with ONEDNN_VERBOSE)."""
+def kernel_info(backend: str, images: bool, accelerator: Optional[str]) -> tuple[bool, str]:
+    """fused_kernel and kernel_notes for the record (CPU kernels checked with ONEDNN_VERBOSE);
+    the R Keras stack reports through this too, since the same Keras code runs there."""
     step = {"tensorflow": "train step a tf.function (Keras's default, no XLA, on CPU-only TensorFlow)",
             "jax": "train step XLA-compiled (jax.jit)",
             "torch": "train step eager (Keras's default for torch)"}[backend]
@@ -126,7 +127,7 @@ class KerasTrainer(Trainer):
         else:
             raise ValueError(f"unknown optimizer {opt['name']!r}")
         self.net.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        self.fused_kernel, self.kernel_notes = _kernel_info(self.backend, self.images, self.accelerator)
+        self.fused_kernel, self.kernel_notes = kernel_info(self.backend, self.images, self.accelerator)
 
     def framework_version(self) -> str:
         return keras.__version__
