@@ -90,8 +90,9 @@ def log_tail(log_path: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
-def _status_record(spec: RunSpec, stack: Stack, status: str, reason: str,
-                   run_seconds: Optional[float] = None) -> Record:
+def status_record(spec: RunSpec, stack: Stack, status: str, reason: str,
+                  run_seconds: Optional[float] = None) -> Record:
+    """The record of a run that measured nothing: skipped or failed, with the reason."""
     return Record(status=status, reason=reason, stack=stack.id, language=stack.language,
                   framework=stack.framework, backend=stack.backend, model=spec.model,
                   dataset=spec.dataset, hyperparameters=spec.hyperparameters,
@@ -114,7 +115,7 @@ def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
         rc, seconds = run_stack_process(stack, spec, work_dir / "spec.json", log_path,
                                         venvs_dir, timeout_s)
     except RuntimeMissing as e:
-        record = _status_record(spec, stack, "skipped", str(e))
+        record = status_record(spec, stack, "skipped", str(e))
     else:
         record = _finish(spec, stack, rc, seconds, partial, log_path, timeout_s)
     validate_record_dict(record.to_dict())
@@ -124,22 +125,22 @@ def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
 
 def _finish(spec, stack, rc, seconds, partial: Path, log_path: Path, timeout_s) -> Record:
     if rc is None:
-        return _status_record(spec, stack, "failed", f"timed out after {timeout_s:.0f} s; log tail:\n"
+        return status_record(spec, stack, "failed", f"timed out after {timeout_s:.0f} s; log tail:\n"
                               f"{log_tail(log_path)}", seconds)
     if rc != 0:
-        return _status_record(spec, stack, "failed", f"exit code {rc}; log tail:\n{log_tail(log_path)}",
+        return status_record(spec, stack, "failed", f"exit code {rc}; log tail:\n{log_tail(log_path)}",
                               seconds)
     try:
         data = json.loads(partial.read_text())
         validate_record_dict(data)
         record = Record.from_dict(data)
     except FileNotFoundError:
-        return _status_record(spec, stack, "failed", f"the stack exited 0 without writing its record "
+        return status_record(spec, stack, "failed", f"the stack exited 0 without writing its record "
                               f"{partial}; log tail:\n{log_tail(log_path)}", seconds)
     except (json.JSONDecodeError, RecordError) as e:
-        return _status_record(spec, stack, "failed", f"the stack wrote an invalid record: {e}", seconds)
+        return status_record(spec, stack, "failed", f"the stack wrote an invalid record: {e}", seconds)
     if (record.stack, record.model, record.dataset) != (stack.id, spec.model, spec.dataset):
-        return _status_record(spec, stack, "failed", f"the stack's record is for {record.stack}/"
+        return status_record(spec, stack, "failed", f"the stack's record is for {record.stack}/"
                               f"{record.dataset}/{record.model}, not {stack.id}/{spec.dataset}/{spec.model}",
                               seconds)
     return record.replace(run_seconds=seconds)

@@ -19,11 +19,14 @@ import numpy as np
 
 from dlrosetta.models.spec import ModelSpec, initial_weights, model_spec
 from dlrosetta.checksum import sha256_file
+from dlrosetta.launch import status_record
 from dlrosetta.record import Record, write_json_atomic
+from dlrosetta.registry import get_stack
 from dlrosetta.runspec import RunSpec
 from dlrosetta.runtime import Stopwatch, peak_rss_mb, process_age_seconds
 from dlrosetta.shards import Shards, read_shards
 from dlrosetta.weights import read_initial_weights
+
 
 class Trainer(abc.ABC):
     """One framework's model, optimiser and steps. Built with the canonical weights."""
@@ -63,6 +66,7 @@ class Trainer(abc.ABC):
     def evaluate(self) -> float:
         """Accuracy on the whole test split (inference mode: BN running statistics)."""
 
+
 def pick_accelerator(requested: str, visible: Optional[str], framework: str) -> Optional[str]:
     """The accelerator to train on (its name), or None for the CPU. `visible` is the
     first accelerator the framework sees, if any: "auto" takes it, "gpu" fails without
@@ -81,6 +85,7 @@ def epoch_batches(order: np.ndarray, epoch: int, batch_size: int) -> np.ndarray:
     steps = len(row) // batch_size
     return row[: steps * batch_size].reshape(steps, batch_size)
 
+
 def load_inputs(spec: RunSpec) -> tuple[ModelSpec, dict, Shards, np.ndarray]:
     model = model_spec(spec.model, spec.model_config)
     weights = (read_initial_weights(spec.initial_weights, model) if spec.initial_weights
@@ -91,6 +96,7 @@ def load_inputs(spec: RunSpec) -> tuple[ModelSpec, dict, Shards, np.ndarray]:
         raise ValueError(f"epoch order {spec.order} has shape {order.shape}; need at least "
                          f"{spec.epochs} epochs of {len(shards.y_train)} indices")
     return model, weights, shards, order
+
 
 def run(spec: RunSpec, trainer_cls: type[Trainer]) -> None:
     model, weights, shards, order = load_inputs(spec)
@@ -132,14 +138,8 @@ def run(spec: RunSpec, trainer_cls: type[Trainer]) -> None:
            kernel_notes=trainer.kernel_notes,
            **Record.timing_fields(epoch_seconds, samples)).write(spec.record)
 
-def skipped(spec: RunSpec, framework: str, backend: Optional[str], reason: str) -> None:
-    Record(status="skipped", reason=reason, stack=spec.stack, language="python",
-           framework=framework, backend=backend, model=spec.model, dataset=spec.dataset,
-           hyperparameters=spec.hyperparameters, threads=spec.threads, seed=spec.seed,
-           device=spec.device, language_version=platform.python_version()).write(spec.record)
 
-def main(trainer_path: str, framework: str, backend: Optional[str] = None,
-         argv: Optional[list[str]] = None) -> None:
+def main(trainer_path: str, argv: Optional[list[str]] = None) -> None:
     """Entry point of a Python stack: `python -m dlrosetta.stacks.<fw> run-spec.json`.
 
     The framework is imported here, lazily, so that a missing library becomes a
@@ -154,8 +154,8 @@ def main(trainer_path: str, framework: str, backend: Optional[str] = None,
     try:
         trainer_cls = getattr(importlib.import_module(module_name), cls_name)
     except ModuleNotFoundError as e:
-        skipped(spec, framework, backend,
-                f"{e.name} is not installed in this stack's environment ({sys.executable}): {e}")
+        reason = f"{e.name} is not installed in this stack's environment ({sys.executable}): {e}"
+        status_record(spec, get_stack(spec.stack), "skipped", reason).write(spec.record)
         return
     run(spec, trainer_cls)
 

@@ -1,8 +1,6 @@
 """Entry point of the Keras 3 stacks; the backend is KERAS_BACKEND's (Keras reads it at import).
 Twins: python/dlrosetta/stacks/{pytorch,tensorflow}/__main__.py, r/inst/run_stack.R."""
-import os
 
 from dlrosetta.stacks.base import main
 
-main("dlrosetta.stacks.keras.trainer:KerasTrainer", framework="keras",
-     backend=os.environ.get("KERAS_BACKEND", "tensorflow"))
+main("dlrosetta.stacks.keras.trainer:KerasTrainer")
