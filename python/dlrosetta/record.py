@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import os
 import socket
@@ -137,13 +138,17 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     tmp.replace(path)
 
 
-def validate_record_dict(data: Mapping[str, Any]) -> None:
-    """Validate against the JSON schema (orchestrator side; needs jsonschema)."""
-    import jsonschema
+@functools.lru_cache(maxsize=1)
+def _schema_validator():
+    import jsonschema  # orchestrator side only: stack environments do not need it
 
     schema = json.loads(SCHEMA_PATH.read_text())
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-    errors = sorted(validator.iter_errors(dict(data)), key=lambda e: list(e.path))
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def validate_record_dict(data: Mapping[str, Any]) -> None:
+    """Validate against the JSON schema (orchestrator side; needs jsonschema)."""
+    errors = sorted(_schema_validator().iter_errors(dict(data)), key=lambda e: list(e.path))
     if errors:
         msgs = "; ".join(f"{'/'.join(map(str, e.path)) or '<record>'}: {e.message}" for e in errors[:5])
         raise RecordError(f"record does not follow schema {SCHEMA_VERSION}: {msgs}")

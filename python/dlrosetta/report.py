@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 from dlrosetta.registry import REPO  # noqa: E402
 
 TEMPLATES = REPO / "report"
-STATUS_COLORS = {"ok": "#2b7bba", "skipped": "#bbbbbb", "failed": "#d62728"}
+STATUS_COLORS = {"skipped": "#bbbbbb", "failed": "#d62728"}  # ok bars take their language's colour
 LANGUAGE_COLORS = {"python": "#2b7bba", "r": "#7b3294", "julia": "#1a9850"}
 
 #: (column, chart title, x-axis label): one horizontal bar chart per metric.
@@ -66,7 +66,7 @@ def _chart(df: pd.DataFrame, column: str, title: str, xlabel: str) -> tuple[byte
     return buf.getvalue(), title
 
 
-def _versions(df: pd.DataFrame, env_manifests: Iterable[Path]) -> list[dict]:
+def _environments(env_manifests: Iterable[Path]) -> list[dict]:
     envs = []
     for path in env_manifests:
         info = json.loads(Path(path).read_text())
@@ -97,7 +97,7 @@ def render_report(summary_csv: Path, machine_json: Path, config: dict,
     env.filters["fmt"] = _fmt
     context = {"tables": tables, "charts": charts, "machine": machine,
                "config": config, "config_text": json.dumps(config, indent=2),
-               "envs": _versions(df, env_manifests),
+               "envs": _environments(env_manifests),
                "counts": df.status.value_counts().to_dict(),
                "frameworks": sorted({(r["stack"], r["framework"], r["framework_version"], r["language_version"])
                                      for r in df.to_dict("records") if r["framework_version"]})}
