@@ -26,6 +26,8 @@ report: "report/workflow.rst"
 
 rule all:
     input:
+        # The records too: a deleted one is made again even when the report is newer.
+        ALL_RECORDS,
         "results/report/index.html",
         "results/report/summary.md",
         "results/summary.csv",

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
-from dlrosetta.models.spec import model_spec  # noqa: E402
+from dlrosetta.model_spec import model_spec  # noqa: E402
 from dlrosetta.record import Record  # noqa: E402
 
 

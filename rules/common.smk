@@ -1,31 +1,60 @@
-# Config validation (before any job runs), the study plan and shared paths.
+# Config validation (before any job runs), the study plan, shared paths and the rerun
+# bookkeeping (docs/configuration.md, "Incremental").
 import json
 import os
-import shlex
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 from snakemake.utils import validate
 
 try:
-    from dlrosetta.registry import get_stack
-    from dlrosetta.study import ConfigError, Run, Study
-    from dlrosetta.threads import thread_env
+    from dlrosetta.registry import get_stack  # discovers and validates every stack.yaml
 except ImportError as e:
     raise WorkflowError(
         f"the dlrosetta package is not importable ({e}): run envs/setup.sh and use .venv/bin/snakemake"
     ) from None
+except ValueError as e:
+    raise WorkflowError(f"invalid stack manifest: {e}") from None
+from dlrosetta.checksum import sha256_file
+from dlrosetta.rerun import env_needs_retry, record_retry_reason, retry_stamp
+from dlrosetta.study import ConfigError, Run, Study
 
 
-validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+validate(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
 try:
     STUDY = Study(config)
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 
+for name in STUDY.datasets():
+    archive = config["datasets"][name].get("archive")
+    if archive and not Path(archive).exists():
+        raise WorkflowError(
+            f"invalid config: datasets.{name}.archive: {archive} does not exist "
+            f"(relative to {Path.cwd()}; the official archive is read as downloaded, see config/full.yaml)"
+        )
+
 REPO = Path(workflow.basedir)
-VENVS = Path(config.get("venvs_dir") or REPO / ".venvs").resolve()
 THREADS = config["threads"]
+STACK_IDS = STUDY.stacks()
+
+
+def workdir_relative(path):
+    """Relative to the working directory when inside it, so that a moved checkout keeps
+    every input path (and so reruns nothing)."""
+    path = Path(path).absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+VENVS = Path(workdir_relative(config.get("venvs_dir") or REPO / ".venvs"))
+
+
+# One training run at a time on one machine, so no two runs share cores, whatever
+# --resources the command line adds (it replaces the profile's list). Cluster jobs
+# (--jobs with an executor) get machines of their own and are not limited here.
+if "training_slots" not in workflow.global_resources and workflow.global_resources["_nodes"].value is None:
+    workflow.global_resources["training_slots"] = 1
 
 
 envvars:
@@ -38,12 +67,20 @@ ORCHESTRATOR_ENV = "../envs/orchestrator.yaml"
 
 
 wildcard_constraints:
-    dataset=r"[A-Za-z0-9_.-]+",
+    dataset=r"[A-Za-z0-9_][A-Za-z0-9_-]*",
     model=r"resnet|lstm",
-    stack=r"[a-z0-9-]+",
-    env=r"[a-z0-9-]+",
+    stack=r"[a-z0-9][a-z0-9-]*",
+    env=r"[a-z0-9][a-z0-9-]*",
     seed=r"\d+",
     epochs=r"\d+",
+
+
+def untracked(value):
+    """A rule parameter left out of Snakemake's rerun check: a parameter function that
+    takes `threads` counts as derived (Snakemake's Rule._is_deriving_function), and
+    derived parameters are not compared. For paths and limits that change nothing a
+    run computes (venvs_dir, timeout_minutes)."""
+    return lambda wildcards, threads: value(wildcards) if callable(value) else value
 
 
 def shards_manifest(wildcards):
@@ -58,18 +95,35 @@ def weights_manifest(dataset, model):
     return f"results/weights/{dataset}/{model}/manifest.json" if STUDY.shared_weights else []
 
 
+def env_manifest_path(env):
+    return str(VENVS / env / "dlrosetta-env.json")
+
+
 def env_manifest(stack_id):
     env = get_stack(stack_id).env
-    return str(VENVS / env / "dlrosetta-env.json") if env else []
+    return env_manifest_path(env) if env else []
 
 
-def quoted_json(value):
-    return shlex.quote(json.dumps(value, sort_keys=True))
+def env_retry_stamp(wildcards):
+    manifest = Path(env_manifest_path(wildcards.env))
+    return retry_stamp(Path(f"results/retry/envs/{wildcards.env}.stamp"), manifest, env_needs_retry(manifest))
 
 
 def record_path(run):
     return f"results/records/{run.dataset}/{run.model}/{run.stack}.json"
 
 
+def record_retry_stamp(wildcards):
+    record = Path(record_path(wildcards))
+    reason = record_retry_reason(record, get_stack(wildcards.stack), VENVS)
+    return retry_stamp(Path(f"results/retry/records/{wildcards.dataset}/{wildcards.model}/{wildcards.stack}.stamp"),
+                       record, reason is not None)
+
+
+@lru_cache(maxsize=None)
+def stack_code_sha256(stack_id):
+    return get_stack(stack_id).code_sha256()
+
+
 ALL_RECORDS = [record_path(r) for r in STUDY.runs()]
-ENVS_USED = sorted({get_stack(s).env for s in config["stacks"] if get_stack(s).env})
+ENVS_USED = sorted({get_stack(s).env for s in STACK_IDS if get_stack(s).env})

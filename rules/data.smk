@@ -10,12 +10,12 @@ rule shards:
     log:
         "results/logs/shards/{dataset}.log",
     params:
-        cfg=lambda wildcards: quoted_json(config["datasets"][wildcards.dataset]),
+        cfg=lambda wildcards: json.dumps(config["datasets"][wildcards.dataset], sort_keys=True),
     conda:
         ORCHESTRATOR_ENV
     shell:
-        "dlrosetta prepare --name {wildcards.dataset} --config-json {params.cfg}"
-        " --out $(dirname {output.manifest}) > {log} 2>&1"
+        "dlrosetta prepare --name {wildcards.dataset:q} --config-json {params.cfg:q}"
+        " --out \"$(dirname {output.manifest:q})\" > {log:q} 2>&1"
 
 
 rule epoch_order:
@@ -28,8 +28,8 @@ rule epoch_order:
     conda:
         ORCHESTRATOR_ENV
     shell:
-        "dlrosetta order --shards {input.shards} --epochs {wildcards.epochs}"
-        " --seed {wildcards.seed} --out {output} > {log} 2>&1"
+        "dlrosetta order --shards {input.shards:q} --epochs {wildcards.epochs}"
+        " --seed {wildcards.seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule initial_weights:
@@ -38,10 +38,10 @@ rule initial_weights:
     log:
         "results/logs/weights/{dataset}-{model}.log",
     params:
-        model_config=lambda wildcards: quoted_json(STUDY.model_config(wildcards.dataset, wildcards.model)),
+        model_config=lambda wildcards: json.dumps(STUDY.model_config(wildcards.dataset, wildcards.model), sort_keys=True),
         seed=config["seed"],
     conda:
         ORCHESTRATOR_ENV
     shell:
-        "dlrosetta weights --model {wildcards.model} --model-config-json {params.model_config}"
-        " --seed {params.seed} --out $(dirname {output.manifest}) > {log} 2>&1"
+        "dlrosetta weights --model {wildcards.model} --model-config-json {params.model_config:q}"
+        " --seed {params.seed} --out \"$(dirname {output.manifest:q})\" > {log:q} 2>&1"

@@ -1,23 +1,27 @@
-# Stack environments: one venv per envs/<env>.txt, built on first use under .venvs/.
+# Stack environments: one venv per envs/<env>.txt, built on first use under venvs_dir.
 # Snakemake has no venv deployment; each stack runs with its environment's interpreter.
+# Rebuilt when the requirement file's content changes (not its mtime: a fresh clone
+# rebuilds nothing) and retried on the next run after a failed build.
 
 
 rule build_env:
     input:
-        requirements=os.path.join(workflow.basedir, "envs", "{env}.txt"),
+        retry=env_retry_stamp,
     output:
-        manifest=str(VENVS / "{env}" / "dlrosetta-env.json"),
+        manifest=env_manifest_path("{env}"),
     log:
         "results/logs/envs/{env}.log",
     params:
+        requirements_sha256=lambda wildcards: sha256_file(REPO / "envs" / f"{wildcards.env}.txt"),
+        requirements=untracked(lambda wildcards: str(REPO / "envs" / f"{wildcards.env}.txt")),
         env_dir=lambda wildcards: str(VENVS / wildcards.env),
     conda:
         ORCHESTRATOR_ENV
     shell:
-        "python -m dlrosetta.venv --requirements {input.requirements} --env-dir {params.env_dir} > {log} 2>&1"
+        "python -m dlrosetta.venv --requirements {params.requirements:q} --env-dir {params.env_dir:q} > {log:q} 2>&1"
 
 
 rule environments:
     """Build every stack environment of the config's stacks (`snakemake environments`)."""
     input:
-        [str(VENVS / env / "dlrosetta-env.json") for env in ENVS_USED],
+        [env_manifest_path(env) for env in ENVS_USED],

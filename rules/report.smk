@@ -9,13 +9,10 @@ rule machine:
     threads: THREADS
     resources:
         training_slots=1,
-    params:
-        # Thread variables must be set before NumPy loads its BLAS.
-        env=" ".join(f"{k}={shlex.quote(v)}" for k, v in thread_env(THREADS).items()),
     conda:
         ORCHESTRATOR_ENV
     shell:
-        "env {params.env} dlrosetta probe --threads {threads} --out {output} > {log} 2>&1"
+        "dlrosetta probe --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule aggregate:
@@ -27,18 +24,31 @@ rule aggregate:
         parquet="results/summary.parquet",
     log:
         "results/logs/aggregate.log",
+    params:
+        # What each record must match to belong to this study (foreign ones are flagged).
+        plan=json.dumps(
+            {
+                record_path(r): {
+                    **STUDY.run_parameters(r, THREADS),
+                    "shards": f"results/shards/{r.dataset}/manifest.json",
+                    "stack_code_sha256": stack_code_sha256(r.stack),
+                }
+                for r in STUDY.runs()
+            },
+            sort_keys=True,
+        ),
     conda:
         ORCHESTRATOR_ENV
     shell:
-        "dlrosetta aggregate {input.records} --machine {input.machine}"
-        " --csv {output.csv} --parquet {output.parquet} > {log} 2>&1"
+        "dlrosetta aggregate {input.records:q} --machine {input.machine:q} --plan-json {params.plan:q}"
+        " --csv {output.csv:q} --parquet {output.parquet:q} > {log:q} 2>&1"
 
 
 rule report:
     input:
         summary="results/summary.csv",
         machine="results/machine.json",
-        envs=[str(VENVS / e / "dlrosetta-env.json") for e in ENVS_USED],
+        envs=[env_manifest_path(e) for e in ENVS_USED],
     output:
         html=report("results/report/index.html", category="Report", caption="../report/captions/index.rst"),
         markdown=report("results/report/summary.md", category="Report", caption="../report/captions/summary_md.rst"),
@@ -51,10 +61,10 @@ rule report:
     log:
         "results/logs/report.log",
     params:
-        config=quoted_json(config),
+        config=json.dumps(config, sort_keys=True),
     conda:
         ORCHESTRATOR_ENV
     shell:
-        "dlrosetta report --summary {input.summary} --machine {input.machine}"
-        " --config-json {params.config} --envs {input.envs} --html {output.html}"
-        " --markdown {output.markdown} --plots {output.plots} > {log} 2>&1"
+        "dlrosetta report --summary {input.summary:q} --machine {input.machine:q}"
+        " --config-json {params.config:q} --envs {input.envs:q} --html {output.html:q}"
+        " --markdown {output.markdown:q} --plots {output.plots:q} > {log:q} 2>&1"

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dlrosetta.models.spec import model_spec  # noqa: E402
+from dlrosetta.model_spec import model_spec  # noqa: E402
 from dlrosetta.order import write_epoch_order  # noqa: E402
 from dlrosetta.runspec import RunSpec  # noqa: E402
 from dlrosetta.shards import write_shards  # noqa: E402
@@ -47,7 +47,7 @@ def tiny_run_factory(root: Path):
     """(model, stack, **overrides) -> RunSpec. The inputs of each model are written once
     under root, so every stack asked for reads the very same files."""
 
-    def make(model: str = "resnet", stack: str = "pytorch", **overrides) -> RunSpec:
+    def make(model: str = "resnet", stack: str = "fake", **overrides) -> RunSpec:
         cfg = TINY_RESNET if model == "resnet" else TINY_LSTM
         d = root / model
         if not (d / "weights" / "manifest.json").exists():
@@ -58,8 +58,8 @@ def tiny_run_factory(root: Path):
                       training=TRAINING[model], shards=str(d / "shards" / "manifest.json"),
                       order=str(d / "order.npy"), initial_weights=str(d / "weights" / "manifest.json"),
                       init_seed=5, threads=1, seed=0, device="cpu",
-                      record=str(root / "run" / f"{model}-{stack}-{overrides.get('check') or 'train'}"
-                                 / "record.partial.json"))
+                      measurements=str(root / "run" / f"{model}-{stack}-{overrides.get('check') or 'train'}"
+                                       / "measurements.json"))
         return RunSpec(**{**fields, **overrides})
 
     return make

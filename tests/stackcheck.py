@@ -1,7 +1,8 @@
 """Shared by the stack tests of every language: run a stack as the launcher would, check
 a record, and an independent NumPy float64 forward pass to compare first losses with.
 
-Twins: julia/test/runtests.jl and r/tests/testthat/ test the stacks from inside.
+Twins: julia/stacks/julia-native/test/runtests.jl and r/stacks/r-keras/tests/testthat/ test
+the stacks from inside.
 """
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dlrosetta.launch import RuntimeMissing, default_venvs_dir, resolve_command
-from dlrosetta.models.spec import model_spec, resnet_blocks
+from dlrosetta.model_spec import model_spec, resnet_blocks
 from dlrosetta.checksum import sha256_file
 from dlrosetta.record import Record
 from dlrosetta.registry import STACKS
 from dlrosetta.runspec import RunSpec
 from dlrosetta.shards import read_shards
-from dlrosetta.stacks.base import epoch_batches, load_inputs
+from dlrosetta.order import epoch_batches
+from dlrosetta.stacks.train import load_inputs
 from dlrosetta.threads import thread_env
 
 VENVS = default_venvs_dir()
@@ -40,12 +42,12 @@ def command_or_skip(stack_id: str) -> tuple[list[str], dict[str, str]]:
 def run_check(spec: RunSpec) -> dict:
     """Run a stack in check mode (which writes no record, so not through the launcher)."""
     command, extra_env = command_or_skip(spec.stack)
-    spec_path = Path(spec.record).with_suffix(".spec.json")
+    spec_path = Path(spec.measurements).with_suffix(".spec.json")
     spec.write(spec_path)
     out = subprocess.run([*command, str(spec_path)], env={**os.environ, **thread_env(spec.threads), **extra_env},
                          capture_output=True, text=True, timeout=TIMEOUT_S)
     assert out.returncode == 0, f"{spec.stack} check mode failed:\n{out.stderr[-3000:]}"
-    check = json.loads(Path(spec.record).read_text())
+    check = json.loads(Path(spec.measurements).read_text())
     assert check["check"] == "step_losses" and check["stack"] == spec.stack
     return check
 

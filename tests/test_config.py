@@ -9,10 +9,11 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
+from dlrosetta.registry import STACKS
 from dlrosetta.study import ConfigError, Run, Study
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = str(REPO / "config" / "schema.yaml")
+SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
 
 
 def load(*names):
@@ -30,14 +31,14 @@ def checked(config):
 @pytest.mark.parametrize("files", [("config.yaml",), ("config.yaml", "smoke.yaml"), ("config.yaml", "full.yaml")])
 def test_shipped_configs_are_valid(files):
     study = checked(load(*files))
-    assert len(study.runs()) == len(study.config["study"]) * len(study.config["stacks"])
+    assert len(study.runs()) == len(study.config["study"]) * len(study.stacks())
 
 
-def test_default_study_covers_every_model_and_stack():
+def test_default_study_covers_every_model_and_registered_stack():
     study = checked(load("config.yaml"))
+    assert study.config["stacks"] == "all"
     assert {r.model for r in study.runs()} == {"resnet", "lstm"}
-    assert {"pytorch", "tensorflow", "keras-tensorflow", "keras-jax", "keras-torch", "r-keras",
-            "julia-native"} <= {r.stack for r in study.runs()}
+    assert {r.stack for r in study.runs()} == set(STACKS)
 
 
 @pytest.mark.parametrize("path, value, fragment", [
@@ -47,6 +48,9 @@ def test_default_study_covers_every_model_and_stack():
     (("models", "resnet", "shortcut"), "C", "'C' is not one of"),
     (("datasets", "synthetic-imdb", "maxlen"), "long", "'long' is not of type 'integer'"),
     (("datasets", "synthetic-cifar", "colour"), True, "'colour' was unexpected"),
+    (("stacks",), ["py;torch"], "'py;torch' does not match"),
+    (("stacks",), "every", "'all' was expected"),
+    (("venvs_dir",), "", "should be non-empty"),
 ])
 def test_schema_names_the_bad_key_or_value(path, value, fragment):
     config = load("config.yaml")
@@ -63,7 +67,12 @@ def test_schema_names_the_bad_key_or_value(path, value, fragment):
      r"study\[2\]: model 'lstm' needs text data"),
     (lambda c: c["study"].append({"model": "resnet", "dataset": "nowhere"}),
      r"study\[2\].dataset: 'nowhere' is not defined"),
-    (lambda c: c["stacks"].append("cobol-native"), r"stacks\[7\]: unknown stack 'cobol-native'"),
+    (lambda c: c.update(stacks=[*STACKS][:1] + ["cobol-native"]), r"stacks\[1\]: unknown stack 'cobol-native'"),
+    (lambda c: c["models"]["resnet"].update(batch_size=4096),
+     r"models.resnet.batch_size: 4096 is larger than datasets.synthetic-cifar.train_samples \(2048\)"),
+    (lambda c: c["datasets"].update({"synthetic-imdb": {"kind": "imdb", "archive": "a.tgz", "vocab_size": 5000,
+                                                        "maxlen": 80}}) or c["models"]["lstm"].update(batch_size=30000),
+     r"models.lstm.batch_size: 30000 is larger than datasets.synthetic-imdb.train_samples \(25000\)"),
     (lambda c: c["models"]["resnet"].update(depth=9), r"models.resnet: .*6n\+2"),
 ])
 def test_study_checks_name_the_key(change, fragment):
@@ -75,7 +84,7 @@ def test_study_checks_name_the_key(change, fragment):
 
 def test_run_parameters_leave_paths_out_and_derive_model_config():
     study = checked(load("config.yaml"))
-    params = study.run_parameters(Run("synthetic-imdb", "lstm", "pytorch"), threads=2)
+    params = study.run_parameters(Run("synthetic-imdb", "lstm", next(iter(STACKS))), threads=2)
     assert params["model_config"]["vocab_size"] == study.config["datasets"]["synthetic-imdb"]["vocab_size"]
     assert params["model_config"]["num_classes"] == 2
     assert not any("/" in str(v) for v in params.values())
@@ -90,3 +99,12 @@ def test_bad_config_fails_before_any_job_runs(tmp_path):
     assert out.returncode != 0
     assert "'unitz' was unexpected" in out.stdout + out.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("name", ["..", "a/b", "x;touch PWNED", ".hidden", "a b"])
+def test_dataset_names_are_safe_identifiers(name):
+    config = load("config.yaml")
+    config["datasets"][name] = config["datasets"].pop("synthetic-cifar")
+    config["study"][0]["dataset"] = name
+    with pytest.raises(WorkflowError, match="does not match"):
+        validate(config, SCHEMA)

@@ -11,7 +11,7 @@ import pytest
 from dlrosetta.data import DataError, synthetic
 from dlrosetta.data.prepare import prepare_dataset
 from dlrosetta.checksum import sha256_file
-from dlrosetta.npybundle import BundleError
+from dlrosetta.npy import BundleError
 from dlrosetta.shards import read_shards
 
 CIFAR = {"kind": "synthetic-cifar", "train_samples": 300, "test_samples": 200, "seed": 7}

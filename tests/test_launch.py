@@ -1,34 +1,71 @@
-"""The launcher always leaves one valid record: ok, skipped (runtime missing) or failed."""
+"""The launcher always leaves one valid record: ok, skipped (runtime missing) or failed;
+it builds the record from the stack's raw measurements; and it ends the stack's whole
+process group on a timeout, a signal or its parent's death, writing nothing then."""
 import json
+import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from dlrosetta.launch import launch, resolve_command, RuntimeMissing
+from dlrosetta.launch import Interrupted, launch, resolve_command, run_group, RuntimeMissing
 from dlrosetta.record import Record
-from dlrosetta.registry import STACKS, Stack
+from dlrosetta.registry import REPO, STACKS, Stack
 from dlrosetta.threads import thread_env
 
 # A stand-in stack: this interpreter runs a snippet with the run spec path as argv[1].
-WRITE_OK_RECORD = """
-import json, sys
-from dlrosetta.record import Record
+WRITE_MEASUREMENTS = """
+import os, sys
+from dlrosetta.measurements import write_measurements
 from dlrosetta.runspec import RunSpec
 spec = RunSpec.read(sys.argv[1])
-import os
-Record(status="ok", stack=spec.stack, language="python", framework="fake", backend=None,
-       model=spec.model, dataset=spec.dataset, hyperparameters=spec.hyperparameters,
-       threads=int(os.environ["OMP_NUM_THREADS"]), seed=spec.seed, device="cpu",
-       language_version="3", framework_version="0", shards_sha256="b" * 64, parameter_count=1,
-       train_loss_per_epoch=[1.0, 1.0], final_train_loss=1.0, test_accuracy=0.5, eval_seconds=0.1,
-       startup_seconds=0.1, peak_rss_mb=1.0,
-       **Record.timing_fields([1.0, 1.0], 32)).write(spec.record)
+write_measurements(spec.measurements, "ok", spec.stack, spec.model, spec.dataset,
+                   language_version="3", framework_version="0", device="cpu", parameter_count=1,
+                   epoch_seconds=[3.0, 1.0, 2.0], train_loss_per_epoch=[1.5, 1.0, 0.5], test_accuracy=0.5,
+                   eval_seconds=0.1, startup_seconds=0.1, peak_rss_mb=1.0,
+                   kernel_notes=os.environ["OMP_NUM_THREADS"])
+"""
+# A stack that, like julia-native, runs its work in a child process; the child writes
+# its pid, then (if still alive after `delay` seconds) a file saying it outlived us.
+SPAWNS_A_CHILD = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c",
+    "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(float(sys.argv[3]));"
+    "open(sys.argv[2], 'w').write('outlived')", "{pid}", "{late}", "{delay}"])
+child.wait()
 """
 
 
 def fake_stack(code: str, runtime: str = sys.executable) -> Stack:
-    return Stack("fake", "python", "fake", None, None, runtime, ("-c", code))
+    return Stack(id="fake", language="python", framework="fake", backend=None, description="a test stand-in",
+                 env=None, runtime=runtime, entry=("-c", code), folder=REPO / "tests", manifest=REPO / "tests")
+
+
+def alive(pid: int, settle_s: float = 3.0) -> bool:
+    """Whether the process still runs after a signal had `settle_s` to act (a zombie
+    has exited; only its reaping is pending)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        if state == "Z":
+            return False
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
+
+
+def wait_for(path: Path, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() or not path.read_text():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
 
 
 def run(tiny_run, tmp_path, stack, **kw):
@@ -39,11 +76,17 @@ def run(tiny_run, tmp_path, stack, **kw):
     return record
 
 
-def test_ok_record_gets_run_seconds_and_threads_reach_the_stack(tiny_run, tmp_path):
-    r = run(tiny_run, tmp_path, fake_stack(WRITE_OK_RECORD))
+def test_record_is_derived_from_raw_measurements(tiny_run, tmp_path):
+    r = run(tiny_run, tmp_path, fake_stack(WRITE_MEASUREMENTS))
     assert r.status == "ok" and r.threads == 3 and r.run_seconds > 0
+    assert r.kernel_notes == "3"  # the thread variables reached the stack
+    assert r.epoch_seconds == (3.0, 1.0, 2.0) and r.warmup_epoch_seconds == 3.0
+    assert r.steady_epoch_seconds == 1.5
+    assert r.train_samples_per_epoch == 48 and r.steady_samples_per_second == 32.0
+    assert r.final_train_loss == 0.5
+    assert r.shards_sha256 and r.initial_weights_sha256 and len(r.stack_code_sha256) == 64 and r.host_cpu
     spec = json.loads((tmp_path / "run" / "spec.json").read_text())
-    assert spec["stack"] == "fake" and Path(spec["shards"]).is_absolute()
+    assert spec["stack"] == "fake" and Path(spec["shards"]).is_absolute() and spec["spec_version"] == 2
 
 
 def test_crash_becomes_failed_with_the_error_tail(tiny_run, tmp_path):
@@ -52,21 +95,72 @@ def test_crash_becomes_failed_with_the_error_tail(tiny_run, tmp_path):
     assert r.stack == "fake" and r.model == "resnet" and r.run_seconds is not None
 
 
-def test_exit_zero_without_record_is_failed(tiny_run, tmp_path):
+def test_exit_zero_without_measurements_is_failed(tiny_run, tmp_path):
     r = run(tiny_run, tmp_path, fake_stack("pass"))
-    assert r.status == "failed" and "without writing its record" in r.reason
+    assert r.status == "failed" and "without writing its measurements" in r.reason
 
 
-def test_invalid_record_is_failed(tiny_run, tmp_path):
+@pytest.mark.parametrize("doc, fragment", [
+    ({"status": "ok"}, "'measurements_version' is a required property"),
+    ({"measurements_version": 1, "status": "ok", "stack": "fake", "model": "resnet", "dataset": "tiny-resnet",
+      "steady_epoch_seconds": 1.0}, "'steady_epoch_seconds' was unexpected"),
+    ({"measurements_version": 1, "status": "skipped", "stack": "other", "model": "resnet",
+      "dataset": "tiny-resnet", "reason": "x"}, "measurements are for other/tiny-resnet/resnet"),
+])
+def test_invalid_measurements_are_failed(tiny_run, tmp_path, doc, fragment):
     code = "import sys, json; from dlrosetta.runspec import RunSpec; " \
-           "open(RunSpec.read(sys.argv[1]).record, 'w').write(json.dumps({'status': 'ok'}))"
+           f"open(RunSpec.read(sys.argv[1]).measurements, 'w').write(json.dumps({doc!r}))"
     r = run(tiny_run, tmp_path, fake_stack(code))
-    assert r.status == "failed" and "invalid record" in r.reason
+    assert r.status == "failed" and "invalid measurements" in r.reason and fragment in r.reason
 
 
-def test_timeout_is_failed(tiny_run, tmp_path):
-    r = run(tiny_run, tmp_path, fake_stack("import time; time.sleep(30)"), timeout_s=1)
+def test_stack_reported_skip_keeps_its_reason(tiny_run, tmp_path):
+    code = "import sys; from dlrosetta.measurements import write_measurements; " \
+           "from dlrosetta.runspec import RunSpec; s = RunSpec.read(sys.argv[1]); " \
+           "write_measurements(s.measurements, 'skipped', s.stack, s.model, s.dataset, 'no torch here')"
+    r = run(tiny_run, tmp_path, fake_stack(code))
+    assert r.status == "skipped" and r.reason == "no torch here"
+
+
+def test_timeout_ends_the_stacks_children_too(tiny_run, tmp_path):
+    pid, late = tmp_path / "child.pid", tmp_path / "late"
+    code = SPAWNS_A_CHILD.format(pid=pid, late=late, delay=3)
+    r = run(tiny_run, tmp_path, fake_stack(code), timeout_s=1)
     assert r.status == "failed" and "timed out after 1 s" in r.reason
+    assert not alive(int(pid.read_text()))
+    time.sleep(3)
+    assert not late.exists()
+
+
+def test_a_signal_ends_the_group_and_writes_no_record(tmp_path):
+    pid, late = tmp_path / "child.pid", tmp_path / "late"
+    code = SPAWNS_A_CHILD.format(pid=pid, late=late, delay=3)
+    killer = threading.Thread(target=lambda: (wait_for(pid), os.kill(os.getpid(), signal.SIGTERM)))
+    killer.start()
+    with open(tmp_path / "log", "w") as log, pytest.raises(Interrupted, match="signal 15"):
+        run_group([sys.executable, "-c", code], os.environ, log, timeout_s=None)
+    killer.join()
+    assert not alive(int(pid.read_text()))
+    time.sleep(3)
+    assert not late.exists()
+
+
+def test_the_parents_death_ends_the_launcher_and_the_stack(tmp_path):
+    """SIGKILL of the launcher's parent (Snakemake, which execs the launcher) reaches the
+    stack's re-executed child through PR_SET_PDEATHSIG and the process group."""
+    pid, late = tmp_path / "child.pid", tmp_path / "late"
+    stack = SPAWNS_A_CHILD.format(pid=pid, late=late, delay=4)
+    launcher = ("import os, sys; from dlrosetta.launch import _die_with_parent, run_group; _die_with_parent(); "
+                f"run_group([sys.executable, '-c', {stack!r}], os.environ, sys.stderr, None)")
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; "
+                               f"subprocess.run([sys.executable, '-c', {launcher!r}])"],
+                              env={**os.environ, "PYTHONPATH": str(REPO / "python")})
+    wait_for(pid)
+    parent.kill()
+    parent.wait()
+    assert not alive(int(pid.read_text()))
+    time.sleep(4.5)
+    assert not late.exists()
 
 
 def test_missing_runtime_is_skipped_naming_it(tiny_run, tmp_path):
@@ -74,25 +168,25 @@ def test_missing_runtime_is_skipped_naming_it(tiny_run, tmp_path):
     assert r.status == "skipped" and "no-such-interpreter-xyz not found on PATH" in r.reason
 
 
-def test_unbuilt_and_unavailable_environments_are_skipped(tmp_path):
-    stack = STACKS["pytorch"]
-    with pytest.raises(RuntimeMissing, match="environment 'torch' is not built"):
+@pytest.mark.parametrize("stack", [s for s in STACKS.values() if s.env], ids=lambda s: s.id)
+def test_unbuilt_and_unavailable_environments_are_skipped(tmp_path, stack):
+    with pytest.raises(RuntimeMissing, match=f"environment '{stack.env}' is not built"):
         resolve_command(stack, tmp_path)
-    (tmp_path / "torch").mkdir()
-    (tmp_path / "torch" / "dlrosetta-env.json").write_text(
-        json.dumps({"env": "torch", "status": "unavailable", "reason": "no wheel for this platform"}))
+    (tmp_path / stack.env).mkdir()
+    (tmp_path / stack.env / "dlrosetta-env.json").write_text(
+        json.dumps({"env": stack.env, "status": "unavailable", "reason": "no wheel for this platform"}))
     with pytest.raises(RuntimeMissing, match="no wheel for this platform"):
         resolve_command(stack, tmp_path)
 
 
-def test_r_stack_is_skipped_when_r_is_not_on_path(tmp_path, monkeypatch):
-    (tmp_path / "r-keras").mkdir()
-    (tmp_path / "r-keras" / "dlrosetta-env.json").write_text(json.dumps({"env": "r-keras", "status": "ok"}))
+@pytest.mark.parametrize("stack", [s for s in STACKS.values() if s.runtime != "python"], ids=lambda s: s.id)
+def test_stack_is_skipped_when_its_runtime_is_not_on_path(tmp_path, monkeypatch, stack):
+    if stack.env:
+        (tmp_path / stack.env).mkdir()
+        (tmp_path / stack.env / "dlrosetta-env.json").write_text(json.dumps({"env": stack.env, "status": "ok"}))
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(RuntimeMissing, match="Rscript not found on PATH: the r runtime"):
-        resolve_command(STACKS["r-keras"], tmp_path)
-    with pytest.raises(RuntimeMissing, match="julia not found on PATH"):
-        resolve_command(STACKS["julia-native"], tmp_path)
+    with pytest.raises(RuntimeMissing, match=f"{stack.runtime} not found on PATH: the {stack.language} runtime"):
+        resolve_command(stack, tmp_path)
 
 
 def test_thread_env_covers_every_pool():

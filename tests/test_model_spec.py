@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dlrosetta.models.spec import initial_weights, lstm_spec, model_spec, resnet_spec
+from dlrosetta.model_spec import initial_weights, lstm_spec, model_spec, resnet_spec
 
 
 def resnet_formula(depth, w, shortcut, k):

@@ -1,4 +1,4 @@
-"""R's bundle reader (r/R/npy.R, r/R/shards.R), called in-process through rpy2, returns
+"""R's bundle reader (r/R/npy.R), called in-process through rpy2, returns
 every shard exactly as NumPy reads it: same dtype, shape and bytes."""
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_image_shards, tiny_token_shards
-from dlrosetta.npybundle import read_manifest
+from dlrosetta.npy import read_manifest
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from dlrosetta.record import SCHEMA_VERSION, Record, RecordError, validate_record_dict
 
-BASE = dict(stack="pytorch", language="python", framework="torch", backend=None, model="resnet",
+BASE = dict(stack="py-a", language="python", framework="torch", backend=None, model="resnet",
             dataset="d", hyperparameters={"model": {}, "training": {}}, threads=2, seed=1, device="cpu")
 
 
@@ -68,9 +68,17 @@ def test_schema_rejects_bad_records():
         validate_record_dict(dict(good, extra=1))
 
 
-def test_reader_rejects_other_major_versions_and_unknown_fields():
+def test_reader_rejects_other_major_versions_naming_file_and_version(tmp_path):
     d = ok_record().to_dict()
-    with pytest.raises(RecordError, match="schema_version"):
-        Record.from_dict(dict(d, schema_version="2.0.0"))
+    for version in ("1.0.0", "3.1.0"):
+        with pytest.raises(RecordError, match=f"schema_version '{version}' is not readable by schema 2"):
+            Record.from_dict(dict(d, schema_version=version))
+    (tmp_path / "old.json").write_text(json.dumps(dict(d, schema_version="1.0.0")))
+    with pytest.raises(RecordError, match=r"old.json: record schema_version '1.0.0'"):
+        Record.read(tmp_path / "old.json")
+
+
+def test_reader_rejects_unknown_fields():
+    d = ok_record().to_dict()
     with pytest.raises(RecordError, match="unknown fields"):
         Record.from_dict(dict(d, surprise=True))

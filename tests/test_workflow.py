@@ -1,10 +1,16 @@
-"""The workflow end to end: dry run, lint, the smoke study, incremental reruns, and a
-study on a machine without R and Julia (skipped records, report still made)."""
+"""The workflow end to end: dry run, lint, the smoke study, what reruns what (every
+setting, a moved checkout, edited stack code), retries of skipped, failed and deleted
+records, a study on a machine without R and Julia, quoting of config values that reach
+a shell, one training run at a time whatever --resources say, and no process left
+behind when Snakemake is killed."""
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -18,8 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "config" / "smoke.yaml"
 
 
-def snakemake(workdir, *args, env=None, check=True):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+N_STACKS = len(STACKS)
+NOT_PYTHON = {s.id: s.runtime for s in STACKS.values() if s.runtime != "python"}
+
+
+def snakemake(workdir, *args, env=None, check=True, repo=REPO):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"),
            "--directory", str(workdir), "--cores", "2", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and out.returncode != 0:
@@ -49,7 +59,7 @@ def expected_unavailable(stack_id: str, venvs: Path, path: str | None = None) ->
 def test_dry_run_plans_every_stack_and_model(tmp_path):
     out = snakemake(tmp_path, "-n")
     jobs = planned_jobs(out.stdout)
-    assert jobs["train"] == 2 * 7 and jobs["report"] == 1 and jobs["shards"] == 2
+    assert jobs["train"] == 2 * N_STACKS and jobs["report"] == 1 and jobs["shards"] == 2
     assert not (tmp_path / "results").exists()
 
 
@@ -67,7 +77,7 @@ def smoke(tmp_path_factory):
 
 def test_smoke_study_writes_a_valid_record_for_every_run(smoke):
     records = sorted((smoke / "results" / "records").rglob("*.json"))
-    assert len(records) == 2 * 7
+    assert len(records) == 2 * N_STACKS
     for path in records:
         data = json.loads(path.read_text())
         validate_record_dict(data)
@@ -93,7 +103,7 @@ def test_smoke_report_shows_every_run(smoke):
     md = (smoke / "results" / "report" / "summary.md").read_text()
     for stack in STACKS:
         assert stack in page and f"| {stack} |" in md
-    assert len(pd.read_parquet(smoke / "results" / "summary.parquet")) == 14
+    assert len(pd.read_parquet(smoke / "results" / "summary.parquet")) == 2 * N_STACKS
     assert len(list((smoke / "results" / "report" / "plots").glob("*.png"))) >= 5
 
 
@@ -104,15 +114,61 @@ def test_snakemake_report_packs_the_annotated_outputs(smoke):
         assert any(n.endswith(wanted) for n in names), wanted
 
 
-def test_rerun_is_incremental(smoke, tmp_path):
-    assert "Nothing to be done" in snakemake(smoke, "-n", "--configfile", str(SMOKE)).stdout
-    # A changed LSTM hyperparameter reruns the LSTM runs only.
-    change = tmp_path / "lstm-units.yaml"
-    change.write_text("models: {lstm: {units: 9}}\n")
-    out = snakemake(smoke, "-n", "--configfile", str(SMOKE), str(change))
-    jobs = planned_jobs(out.stdout)
-    assert jobs["train"] == 7 and "shards" not in jobs
-    assert "output: results/records/smoke-cifar" not in out.stdout
+def trains(out) -> set[str]:
+    """The records a dry run plans to (re)make."""
+    return set(re.findall(r"^\s*output: (results/records/\S+\.json)", out.stdout, re.M))
+
+
+def records(model=None, stack=None) -> set[str]:
+    models = [model] if model else ["resnet", "lstm"]
+    stacks = [stack] if stack else list(STACKS)
+    return {f"results/records/{'smoke-cifar' if m == 'resnet' else 'smoke-imdb'}/{m}/{s}.json"
+            for m in models for s in stacks}
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({}, set()),
+    ({"threads": 1}, records()),
+    ({"device": "auto"}, records()),
+    ({"seed": 7}, records()),
+    ({"models": {"lstm": {"optimizer": {"learning_rate": 0.01}}}}, records("lstm")),
+    ({"models": {"resnet": {"batch_size": 16}}}, records("resnet")),
+    ({"models": {"lstm": {"units": 9}}}, records("lstm")),
+    ({"datasets": {"smoke-imdb": {"seed": 4}}}, records("lstm")),
+    ({"initial_weights": "per-stack"}, records()),
+    ({"timeout_minutes": 3}, set()),
+    ({"venvs_dir": str(REPO / ".venvs")}, set()),  # the same folder, spelled otherwise
+])
+def test_a_changed_setting_reruns_exactly_the_runs_it_affects(smoke, tmp_path, change, expected):
+    override = tmp_path / "change.yaml"
+    override.write_text(json.dumps(change))
+    out = snakemake(smoke, "-n", "--configfile", str(SMOKE), str(override))
+    assert trains(out) == expected
+    if not expected:
+        assert "shards" not in planned_jobs(out.stdout)
+
+
+def scratch_checkout(tmp_path: Path) -> Path:
+    """A copy of the repository elsewhere: a moved checkout, or a fresh clone."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        if (REPO / f).is_file():
+            (tmp_path / "repo" / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / f, tmp_path / "repo" / f)
+    return tmp_path / "repo"
+
+
+def test_a_moved_checkout_reruns_nothing_and_edited_stack_code_reruns_that_stack(smoke, tmp_path):
+    moved = scratch_checkout(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(moved / "python")}
+    args = ("-n", "--configfile", str(SMOKE), "--config", f"venvs_dir={REPO / '.venvs'}")
+    assert trains(snakemake(smoke, *args, env=env, repo=moved)) == set()
+    stack = next(iter(STACKS.values()))
+    code = next(p for p in (moved / stack.folder.relative_to(REPO)).rglob("*") if p.is_file()
+                and p.name != "stack.yaml" and "test" not in p.name)
+    code.write_text(code.read_text() + "\n")
+    assert trains(snakemake(smoke, *args, env=env, repo=moved)) == records(stack=stack.id)
 
 
 def path_without(tmp_path: Path, hidden: set[str]) -> str:
@@ -128,21 +184,119 @@ def path_without(tmp_path: Path, hidden: set[str]) -> str:
     return str(shim)
 
 
-def test_study_without_r_and_julia_skips_them_and_still_reports(smoke, tmp_path):
+def test_without_r_and_julia_runs_are_skipped_then_retried_once_they_are_back(smoke, tmp_path):
+    """Skipped runs stick while their runtime is missing, and the next plain run retries
+    them once it is there; config values reach the shell quoted (an injection attempt
+    in venvs_dir is a folder name, not a command)."""
     env = dict(os.environ, PATH=path_without(tmp_path, {"R", "Rscript", "julia"}))
-    rerun = [str(p.relative_to(smoke)) for stack in ("r-keras", "julia-native")
-             for p in (smoke / "results" / "records").rglob(f"{stack}.json")]
-    assert len(rerun) == 4
+    rerun = sorted(p for stack in NOT_PYTHON for p in records(stack=stack))
+    assert rerun
     snakemake(smoke, "--configfile", str(SMOKE), "--forcerun", *rerun, env=env)
-    for stack, runtime in (("r-keras", "Rscript"), ("julia-native", "julia")):
-        for model in ("resnet", "lstm"):
-            dataset = "smoke-cifar" if model == "resnet" else "smoke-imdb"
-            r = Record.read(smoke / "results" / "records" / dataset / model / f"{stack}.json")
-            assert r.status == "skipped" and f"{runtime} not found on PATH" in r.reason
+    for path in rerun:
+        r = Record.read(smoke / path)
+        assert r.status == "skipped" and f"{NOT_PYTHON[r.stack]} not found on PATH" in r.reason
     assert "not found on PATH" in (smoke / "results" / "report" / "index.html").read_text()
+    assert "retry: `snakemake --cores 2 results/records/" in (smoke / "results" / "report" / "summary.md").read_text()
+
+    # A venvs_dir built to inject a command (and holding a space) is passed as one
+    # argument: the runs of stacks without a Python environment still run and skip.
+    no_env = sorted(p for stack in NOT_PYTHON if not STACKS[stack].env for p in records(stack=stack))
+    if no_env:
+        snakemake(smoke, "--configfile", str(SMOKE), "--config", "venvs_dir=v;touch PWNED;# x", "--forcerun",
+                  *no_env, "--allowed-rules", "train", "aggregate", "report", "--", *no_env, env=env)
+        assert not list(smoke.rglob("PWNED")) and not (Path.cwd() / "PWNED").exists()
+        assert all(Record.read(smoke / p).status == "skipped" for p in no_env)
+
+    # Still missing: nothing to retry. Back on the PATH: a plain run retries exactly them.
+    assert trains(snakemake(smoke, "-n", "--configfile", str(SMOKE), env=env)) == set()
+    assert trains(snakemake(smoke, "-n", "--configfile", str(SMOKE))) == set(rerun)
+    snakemake(smoke, "--configfile", str(SMOKE))
+    assert all(Record.read(smoke / p).status == "ok" for p in rerun)
 
 
-def test_missing_archive_is_named_before_anything_runs(tmp_path):
+def test_failed_and_deleted_records_are_made_again(smoke):
+    ok = sorted(records(stack=next(iter(STACKS))))
+    failed, deleted = smoke / ok[0], smoke / ok[1]
+    data = json.loads(failed.read_text())
+    data.update(status="failed", reason="exit code 1; log tail:\nMemoryError")
+    failed.write_text(json.dumps(data))
+    deleted.unlink()
+    assert trains(snakemake(smoke, "-n", "--configfile", str(SMOKE))) == {ok[0], ok[1]}
+
+
+def test_a_foreign_record_is_flagged_and_not_ranked(smoke):
+    path = smoke / sorted(records(stack=next(iter(STACKS))))[0]
+    snakemake(smoke, "--configfile", str(SMOKE))  # make everything whole again
+    data = json.loads(path.read_text())
+    data.update(threads=8, host_cpu="Some Other CPU")
+    path.write_text(json.dumps(data))
+    snakemake(smoke, "--configfile", str(SMOKE), "--allowed-rules", "aggregate", "report")
+    df = pd.read_csv(smoke / "results" / "summary.csv")
+    row = df[df.record_file == str(path.relative_to(smoke))].iloc[0]
+    assert not row.belongs and "threads: record has 8, study has 2" in row.mismatch
+    assert "Some Other CPU" in (smoke / "results" / "report" / "summary.md").read_text().split("## Not compared")[1]
+
+
+def test_missing_archive_is_named_with_its_config_key_before_anything_runs(tmp_path):
     out = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "full.yaml"), check=False)
     assert out.returncode != 0
-    assert "data/cifar-10-python.tar.gz" in out.stdout + out.stderr
+    assert "datasets.cifar10.archive: data/cifar-10-python.tar.gz does not exist" in out.stdout + out.stderr
+
+
+SLEEPER = """
+# A stand-in stack for workflow tests: logs its start and end, re-executes itself once.
+import os, subprocess, sys, time
+if os.environ.get("SLEEPER_CHILD") is None:
+    sys.exit(subprocess.run([sys.executable, *sys.argv], env={**os.environ, "SLEEPER_CHILD": "1"}).returncode)
+log = os.environ["SLEEPER_LOG"]
+with open(log, "a") as f:
+    f.write(f"start {os.getpid()} {time.time()}\n")
+time.sleep(float(os.environ.get("SLEEPER_SECONDS", "2")))
+with open(log, "a") as f:
+    f.write(f"end {os.getpid()} {time.time()}\n")
+"""
+
+
+def sleeper_checkout(tmp_path: Path, n: int) -> Path:
+    repo = scratch_checkout(tmp_path)
+    for k in range(n):
+        folder = repo / "python" / f"sleeper{k}"
+        folder.mkdir()
+        (folder / "sleeper.py").write_text(SLEEPER)
+        (folder / "stack.yaml").write_text(json.dumps({
+            "id": f"sleeper-{k}", "language": "python", "framework": "sleep", "description": "test stand-in",
+            "runtime": "python3", "entry": ["{stack_dir}/sleeper.py"]}))
+    return repo
+
+
+def test_training_runs_never_overlap_whatever_resources_the_command_line_adds(tmp_path):
+    repo = sleeper_checkout(tmp_path, 2)
+    log = tmp_path / "sleeper.log"
+    env = {**os.environ, "PYTHONPATH": str(repo / "python"), "SLEEPER_LOG": str(log)}
+    snakemake(tmp_path / "work", "--configfile", str(SMOKE), "--cores", "4", "--resources", "mem_mb=16000",
+              "--config", "stacks=[sleeper-0,sleeper-1]", "study=[{model: lstm, dataset: smoke-imdb}]",
+              env=env, repo=repo)
+    events = sorted((float(t), kind) for kind, _, t in (line.split() for line in log.read_text().splitlines()))
+    assert [kind for _, kind in events] == ["start", "end", "start", "end"]
+
+
+def test_killing_snakemake_leaves_no_process_and_no_record(tmp_path):
+    repo = sleeper_checkout(tmp_path, 1)
+    log = tmp_path / "sleeper.log"
+    env = {**os.environ, "PYTHONPATH": str(repo / "python"), "SLEEPER_LOG": str(log), "SLEEPER_SECONDS": "6"}
+    work = tmp_path / "work"
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"),
+                             "--directory", str(work), "--cores", "2", "--configfile", str(SMOKE), "--config",
+                             "stacks=[sleeper-0]", "study=[{model: lstm, dataset: smoke-imdb}]"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "start" in log.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the stack never started"
+        time.sleep(0.2)
+    pid = int(log.read_text().split()[1])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(8)  # longer than the stack would have slept
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+    assert "end" not in log.read_text()
+    assert not (work / "results" / "records" / "smoke-imdb" / "lstm" / "sleeper-0.json").exists()

@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     s = sub.add_parser("aggregate", help="records -> summary table")
     s.add_argument("records", nargs="+", type=Path)
     s.add_argument("--machine", type=Path, required=True)
+    s.add_argument("--plan-json", type=_json_arg, default=None,
+                   help="record file -> run parameters the record must match to belong to the study")
     s.add_argument("--csv", type=Path, required=True)
     s.add_argument("--parquet", type=Path, required=True)
 
@@ -72,21 +74,25 @@ def main(argv=None) -> int:
         from dlrosetta.data.prepare import prepare_dataset
         prepare_dataset(a.name, a.config_json, a.out)
     elif a.command == "order":
-        from dlrosetta.npybundle import read_manifest
+        from dlrosetta.npy import read_manifest
         from dlrosetta.order import write_epoch_order
         n_train = read_manifest(a.shards, "shards")["meta"]["train_samples"]
         write_epoch_order(a.out, n_train, a.epochs, a.seed)
     elif a.command == "weights":
-        from dlrosetta.models.spec import model_spec
+        from dlrosetta.model_spec import model_spec
         from dlrosetta.weights import write_initial_weights
         write_initial_weights(a.out, model_spec(a.model, a.model_config_json), a.seed, a.model_config_json)
     elif a.command == "probe":
+        import os
+
         from dlrosetta.machine import probe
-        from dlrosetta.record import write_json_atomic
+        from dlrosetta.threads import thread_env
+        os.environ.update(thread_env(a.threads))  # before NumPy loads its BLAS (machine.py imports it late)
+        from dlrosetta.measurements import write_json_atomic
         write_json_atomic(a.out, probe(a.threads))
     elif a.command == "aggregate":
         from dlrosetta.aggregate import write_summary
-        write_summary(a.records, a.machine, a.csv, a.parquet)
+        write_summary(a.records, a.machine, a.csv, a.parquet, a.plan_json)
     elif a.command == "report":
         from dlrosetta.report import render_report
         render_report(a.summary, a.machine, a.config_json, a.envs, a.html, a.markdown, a.plots)

@@ -1,45 +1,60 @@
 """Run one stack for one (data set, model) and leave exactly one valid record behind.
 
+The stack writes raw measurements (schemas/measurements.schema.json); the launcher
+derives the record from them, once, in Python (record.py), whatever the language.
 Whatever happens, the launcher writes a record and returns normally, so the rest of
 the study goes on (docs/stack-contract.md, "The launcher"):
   runtime or environment missing -> `skipped`, reason names what is missing;
-  non-zero exit, timeout, no or invalid record -> `failed`, reason holds the log's tail;
-  otherwise the stack's own record, validated, with `run_seconds` added.
+  non-zero exit, timeout, no or invalid measurements -> `failed`, reason holds the log's tail;
+  otherwise the record built from the stack's measurements.
+
+The stack runs in a process group of its own. A timeout ends the whole group (a stack
+that re-executes itself, R's Python threads); so do SIGTERM/SIGINT to the launcher and
+the death of its parent (Snakemake), and then no record is written at all.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import json
 import os
-import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
-from dlrosetta.record import Record, RecordError, validate_record_dict
+from dlrosetta.checksum import sha256_file
+from dlrosetta.machine import cpu_model
+from dlrosetta.record import Record, RecordError, validate_json
 from dlrosetta.registry import REPO, Stack, get_stack
 from dlrosetta.runspec import RunSpec
 from dlrosetta.threads import thread_env
 from dlrosetta.venv import MANIFEST, python_of
 
 TAIL_LINES = 25
+KILL_GRACE_S = 5.0
+POLL_S = 0.2
 
 
 class RuntimeMissing(Exception):
     """The stack's interpreter or environment is not there; the message says which."""
 
 
+class Interrupted(Exception):
+    """The launcher was told to stop (signal, or its parent died): no record is written."""
+
+
 def default_venvs_dir() -> Path:
-    return Path(os.environ.get("DLROSETTA_VENVS", REPO / ".venvs"))
+    return REPO / ".venvs"
 
 
 def resolve_command(stack: Stack, venvs_dir: Path) -> tuple[list[str], dict[str, str]]:
     """The stack's command line (without the spec path) and its extra environment."""
-    env = dict(stack.extra_env)
+    env = dict(stack.env_vars)
     if stack.env:
         manifest = venvs_dir / stack.env / MANIFEST
         if not manifest.is_file():
@@ -62,24 +77,67 @@ def resolve_command(stack: Stack, venvs_dir: Path) -> tuple[list[str], dict[str,
     return [interpreter, *stack.entry], env
 
 
-def run_stack_process(stack: Stack, spec: RunSpec, spec_path: Path, log_path: Path,
-                      venvs_dir: Path, timeout_s: Optional[float]) -> tuple[Optional[int], float]:
-    """Run the entry point; stdout and stderr go to the log. Returns (exit code or None
-    on timeout, wall seconds)."""
-    command, extra_env = resolve_command(stack, venvs_dir)
-    spec.write(spec_path)
-    env = {**os.environ, **thread_env(spec.threads), **extra_env}
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log:
-        print(f"$ {' '.join(command)} {spec_path}", file=log, flush=True)
-        start = time.perf_counter()
+def runtime_missing(stack: Stack, venvs_dir: Path) -> Optional[str]:
+    """Why the stack cannot start here now, or None."""
+    try:
+        resolve_command(stack, venvs_dir)
+    except RuntimeMissing as e:
+        return str(e)
+    return None
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent (Snakemake, through `exec`) dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the stack's whole process group, SIGKILL what is left after the grace."""
+    for sig, grace in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 0.0)):
         try:
-            rc = subprocess.run([*command, str(spec_path)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                timeout=timeout_s).returncode
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace or None)
         except subprocess.TimeoutExpired:
-            rc = None
-        return rc, time.perf_counter() - start
+            continue
+        if sig == signal.SIGTERM:
+            # The leader is gone; children it left in the group go too.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+
+
+def run_group(command: list[str], env: Mapping[str, str], log, timeout_s: Optional[float]) -> Optional[int]:
+    """Run `command` in a new process group; returns its exit code, or None on timeout.
+    Raises Interrupted (after ending the group) on SIGTERM/SIGINT or the parent's death."""
+    parent = os.getppid()
+    stop: list[int] = []
+    handlers = {sig: signal.signal(sig, lambda signum, frame: stop.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        proc = subprocess.Popen(command, env=dict(env), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        while proc.poll() is None:
+            if stop or os.getppid() != parent:
+                _end_group(proc)
+                raise Interrupted(f"signal {stop[0]}" if stop else "parent process died")
+            if deadline is not None and time.monotonic() > deadline:
+                _end_group(proc)
+                return None
+            time.sleep(POLL_S)
+        _end_group(proc)  # stray children of a stack that has exited
+        return proc.returncode
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def log_tail(log_path: Path, lines: int = TAIL_LINES) -> str:
@@ -90,60 +148,93 @@ def log_tail(log_path: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
+def _context(spec: RunSpec, stack: Stack) -> dict[str, Any]:
+    """The record fields the launcher knows whatever the stack did."""
+    return dict(stack=stack.id, language=stack.language, framework=stack.framework, backend=stack.backend,
+                model=spec.model, dataset=spec.dataset, hyperparameters=spec.hyperparameters,
+                threads=spec.threads, seed=spec.seed, device=spec.device,
+                stack_code_sha256=stack.code_sha256(), host_cpu=cpu_model())
+
+
 def status_record(spec: RunSpec, stack: Stack, status: str, reason: str,
                   run_seconds: Optional[float] = None) -> Record:
     """The record of a run that measured nothing: skipped or failed, with the reason."""
-    return Record(status=status, reason=reason, stack=stack.id, language=stack.language,
-                  framework=stack.framework, backend=stack.backend, model=spec.model,
-                  dataset=spec.dataset, hyperparameters=spec.hyperparameters,
-                  threads=spec.threads, seed=spec.seed, device=spec.device,
-                  language_version=platform.python_version() if stack.language == "python" else None,
-                  run_seconds=run_seconds)
+    return Record(status=status, reason=reason, run_seconds=run_seconds, **_context(spec, stack))
+
+
+def train_samples_per_epoch(spec: RunSpec) -> int:
+    """Full batches only: every stack drops the last partial batch (docs/stack-contract.md)."""
+    n = json.loads(Path(spec.shards).read_text())["meta"]["train_samples"]
+    return n // spec.batch_size * spec.batch_size
+
+
+def record_from_measurements(spec: RunSpec, stack: Stack, data: Mapping[str, Any],
+                             run_seconds: float) -> Record:
+    validate_json(data, "measurements")
+    if (data["stack"], data["model"], data["dataset"]) != (stack.id, spec.model, spec.dataset):
+        raise RecordError(f"the measurements are for {data['stack']}/{data['dataset']}/{data['model']}, "
+                          f"not {stack.id}/{spec.dataset}/{spec.model}")
+    context = _context(spec, stack)
+    if data["status"] == "skipped":
+        return Record(status="skipped", reason=data["reason"], run_seconds=run_seconds,
+                      language_version=data.get("language_version"), **context)
+    context["device"] = data["device"]
+    measured = {k: data.get(k) for k in (
+        "language_version", "framework_version", "parameter_count", "train_loss_per_epoch",
+        "test_accuracy", "eval_seconds", "startup_seconds", "peak_rss_mb", "fused_kernel", "kernel_notes")}
+    return Record(status="ok", **context, **measured, run_seconds=run_seconds,
+                  final_train_loss=data["train_loss_per_epoch"][-1],
+                  shards_sha256=sha256_file(spec.shards),
+                  initial_weights_sha256=sha256_file(spec.initial_weights) if spec.initial_weights else None,
+                  **Record.timing_fields(data["epoch_seconds"], train_samples_per_epoch(spec)))
 
 
 def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
            venvs_dir: Optional[Path] = None, timeout_s: Optional[float] = None,
            stack: Optional[Stack] = None) -> Record:
     """Run the stack named in the spec (or the one given) and write the final record to
-    record_path; work_dir receives the stack's run spec."""
+    record_path; work_dir receives the stack's run spec. Raises Interrupted, writing
+    nothing, when stopped from outside."""
     stack = stack or get_stack(spec.stack)
     venvs_dir = venvs_dir or default_venvs_dir()
-    partial = Path(spec.record)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    partial.unlink(missing_ok=True)
+    measurements = Path(spec.measurements)
+    measurements.parent.mkdir(parents=True, exist_ok=True)
+    measurements.unlink(missing_ok=True)
     try:
-        rc, seconds = run_stack_process(stack, spec, work_dir / "spec.json", log_path,
-                                        venvs_dir, timeout_s)
+        command, extra_env = resolve_command(stack, venvs_dir)
     except RuntimeMissing as e:
         record = status_record(spec, stack, "skipped", str(e))
     else:
-        record = _finish(spec, stack, rc, seconds, partial, log_path, timeout_s)
-    validate_record_dict(record.to_dict())
+        spec_path = work_dir / "spec.json"
+        spec.write(spec_path)
+        env = {**os.environ, **thread_env(spec.threads), **extra_env}
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as log:
+            print(f"$ {' '.join(command)} {spec_path}", file=log, flush=True)
+            start = time.perf_counter()
+            rc = run_group([*command, str(spec_path)], env, log, timeout_s)
+            seconds = time.perf_counter() - start
+        record = _finish(spec, stack, rc, seconds, measurements, log_path, timeout_s)
+    validate_json(record.to_dict(), "record")
     record.write(record_path)
     return record
 
 
-def _finish(spec, stack, rc, seconds, partial: Path, log_path: Path, timeout_s) -> Record:
+def _finish(spec, stack, rc, seconds, measurements: Path, log_path: Path, timeout_s) -> Record:
     if rc is None:
         return status_record(spec, stack, "failed", f"timed out after {timeout_s:.0f} s; log tail:\n"
-                              f"{log_tail(log_path)}", seconds)
+                             f"{log_tail(log_path)}", seconds)
     if rc != 0:
         return status_record(spec, stack, "failed", f"exit code {rc}; log tail:\n{log_tail(log_path)}",
-                              seconds)
+                             seconds)
     try:
-        data = json.loads(partial.read_text())
-        validate_record_dict(data)
-        record = Record.from_dict(data)
+        data = json.loads(measurements.read_text())
+        return record_from_measurements(spec, stack, data, seconds)
     except FileNotFoundError:
-        return status_record(spec, stack, "failed", f"the stack exited 0 without writing its record "
-                              f"{partial}; log tail:\n{log_tail(log_path)}", seconds)
+        return status_record(spec, stack, "failed", f"the stack exited 0 without writing its measurements "
+                             f"{measurements}; log tail:\n{log_tail(log_path)}", seconds)
     except (json.JSONDecodeError, RecordError) as e:
-        return status_record(spec, stack, "failed", f"the stack wrote an invalid record: {e}", seconds)
-    if (record.stack, record.model, record.dataset) != (stack.id, spec.model, spec.dataset):
-        return status_record(spec, stack, "failed", f"the stack's record is for {record.stack}/"
-                              f"{record.dataset}/{record.model}, not {stack.id}/{spec.dataset}/{spec.model}",
-                              seconds)
-    return record.replace(run_seconds=seconds)
+        return status_record(spec, stack, "failed", f"the stack wrote invalid measurements: {e}", seconds)
 
 
 def resolved(spec: RunSpec) -> RunSpec:
@@ -152,7 +243,7 @@ def resolved(spec: RunSpec) -> RunSpec:
         return str(Path(path).resolve()) if path else path
     return dataclasses.replace(spec, shards=absolute(spec.shards), order=absolute(spec.order),
                                initial_weights=absolute(spec.initial_weights),
-                               record=absolute(spec.record))
+                               measurements=absolute(spec.measurements))
 
 
 def launch_from_json(spec_json: str, record: Path, log: Path, venvs: Optional[Path] = None,
@@ -162,7 +253,7 @@ def launch_from_json(spec_json: str, record: Path, log: Path, venvs: Optional[Pa
     spec = resolved(RunSpec(**json.loads(spec_json)))
     log = Path(log)
     log.unlink(missing_ok=True)
-    record = launch(spec, Path(record), Path(spec.record).parent, log, venvs,
+    record = launch(spec, Path(record), Path(spec.measurements).parent, log, venvs,
                     timeout_minutes * 60 if timeout_minutes else None)
     print(f"{record.stack}: {record.status} {record.reason or ''}", file=sys.stderr)
     return record
@@ -177,7 +268,13 @@ def main(argv=None) -> int:
     p.add_argument("--venvs", type=Path, default=None, help="stack environments (default .venvs)")
     p.add_argument("--timeout-minutes", type=float, default=None)
     a = p.parse_args(argv)
-    launch_from_json(a.spec_json, a.record, a.log, a.venvs, a.timeout_minutes)
+    _die_with_parent()
+    try:
+        launch_from_json(a.spec_json, a.record, a.log, a.venvs, a.timeout_minutes)
+    except Interrupted as e:
+        print(f"launcher stopped ({e}): the stack's process group was ended, no record written",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -12,8 +12,6 @@ import subprocess
 import time
 from typing import Any
 
-import numpy as np
-
 
 def cpu_model() -> str:
     try:
@@ -35,6 +33,8 @@ def memory_gib() -> float | None:
 
 
 def blas_info() -> str:
+    import numpy as np  # here, so the launcher can name the CPU without loading NumPy
+
     try:
         cfg = np.show_config(mode="dicts")
         blas = cfg.get("Build Dependencies", {}).get("blas", {})
@@ -45,6 +45,8 @@ def blas_info() -> str:
 
 def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
     """Best-of-repeats float32 GEMM rate (2n^3 flops), after one warm-up product."""
+    import numpy as np
+
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
@@ -69,6 +71,8 @@ def _version(cmd: list[str]) -> str | None:
 
 
 def probe(threads: int, gemm_n: int = 2048) -> dict[str, Any]:
+    import numpy as np
+
     return {
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),

@@ -3,6 +3,8 @@
 Drawn once per (data set, seed, epochs) by NumPy, then read by every stack, so all
 languages visit the same batches in the same order without sharing a random generator
 (docs/shards.md, "Epoch order").
+
+Twins: r/R/order.R, julia/src/order.jl.
 """
 from __future__ import annotations
 
@@ -18,3 +20,19 @@ def epoch_order(n_train: int, epochs: int, seed: int) -> np.ndarray:
 
 def write_epoch_order(path: str | os.PathLike, n_train: int, epochs: int, seed: int) -> None:
     np.save(path, epoch_order(n_train, epochs, seed), allow_pickle=False)
+
+
+def read_order(path: str | os.PathLike, epochs: int, n_train: int) -> np.ndarray:
+    order = np.load(path, allow_pickle=False)
+    if order.ndim != 2 or order.shape[0] < epochs or order.shape[1] != n_train:
+        raise ValueError(f"epoch order {path} has shape {order.shape}; need at least "
+                         f"{epochs} epochs of {n_train} indices")
+    return order
+
+
+def epoch_batches(order: np.ndarray, epoch: int, batch_size: int) -> np.ndarray:
+    """The epoch's index rows: its permutation cut into full batches (the last partial
+    batch is dropped, identically in every stack)."""
+    row = order[epoch]
+    steps = len(row) // batch_size
+    return row[: steps * batch_size].reshape(steps, batch_size)

@@ -1,16 +1,19 @@
 """The in-process bridge from Python to dlrosetta's R code, through rpy2 (envs/rpy2.txt).
 
-R's bundle readers (r/R/npy.R, r/R/shards.R) run inside this Python process, so what R
-reads can be held against what NumPy reads, value for value, with nothing in between.
+R's bundle reader (r/R/npy.R, in the shared R library r/R) runs inside this Python
+process, so what R reads can be held against what NumPy reads, value for value, with
+nothing in between.
 
-Only R code that stays in R runs here. The R stack itself (r/inst/run_stack.R) calls
-Keras through reticulate, and reticulate 1.28 cannot work inside rpy2: it binds to the
-Python already running in the process (this one: NumPy 2, no Keras) instead of
-.venvs/r-keras, and it assumes it holds the GIL, which rpy2 releases while R runs, so
-the process aborts at exit (rstudio/reticulate#208, fixed in reticulate 1.39). The
-launcher runs the R stack as its own process instead.
+Only the shared R library runs here: it stays in R. The r-keras stack
+(r/stacks/r-keras/run_stack.R) calls Keras through reticulate, and reticulate 1.28
+cannot work inside rpy2: it binds to the Python already running in the process (this
+one: NumPy 2, no Keras) instead of .venvs/r-keras, and it assumes it holds the GIL,
+which rpy2 releases while R runs, so the process aborts at exit (rstudio/reticulate#208,
+fixed in reticulate 1.39). The launcher runs the R stack as its own process instead.
 
-Calls: r/R/npy.R, r/R/shards.R. Twin of nothing: the other languages need no bridge.
+Calls: r/R/npy.R.
+
+Twins: none
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ class RUnavailable(RuntimeError):
 
 @functools.lru_cache(maxsize=None)
 def r_env():
-    """An R environment holding the functions of r/R/*.R (R starts on the first call)."""
+    """An R environment holding the shared R library, r/R/*.R (R starts on the first call)."""
     # Starting R sets LD_LIBRARY_PATH (R's ldpaths: /usr/lib/R/lib and the system library
     # folder) in this process's environment, and child processes inherit it: another
     # Python started from here would then load the system's libpython instead of its own.

@@ -1,11 +1,13 @@
 """Result records: one typed, immutable, versioned JSON document per run.
 
-The schema is schemas/record.schema.json (the language-neutral source of truth, used by
-the launcher to validate every record whatever language wrote it); docs/record.md
+Only the launcher writes records: it builds each from what the stack measured
+(measurements.py; schemas/measurements.schema.json) and derives every statistic here,
+once, whatever language ran. The schema is schemas/record.schema.json; docs/record.md
 documents each field and keeps the changelog. Bump SCHEMA_VERSION with every change:
 minor for added optional fields, major for anything a reader could trip on.
 
-Twins: r/R/record.R, julia/src/record.jl.
+Twins: none (R and Julia stacks write measurements: r/R/measurements.R,
+julia/src/measurements.jl).
 """
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-SCHEMA_VERSION = "1.0.0"
-SCHEMA_PATH = Path(__file__).with_name("schemas") / "record.schema.json"
+from dlrosetta.measurements import write_json_atomic
+
+SCHEMA_VERSION = "2.0.0"
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 STATUSES = ("ok", "skipped", "failed")
 
 
@@ -65,6 +69,8 @@ class Record:
     fused_kernel: Optional[bool] = None
     kernel_notes: Optional[str] = None
     run_seconds: Optional[float] = None
+    stack_code_sha256: Optional[str] = None
+    host_cpu: Optional[str] = None
     host: str = field(default_factory=socket.gethostname)
     created_at: str = field(default_factory=utc_now)
     schema_version: str = SCHEMA_VERSION
@@ -108,10 +114,11 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Record":
-        """Strict: unknown fields and other major versions are rejected (schema 1.x)."""
+        """Strict: unknown fields and other major versions are rejected."""
         version = str(data.get("schema_version", ""))
         if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            raise RecordError(f"record schema_version {version!r} is not readable by schema {SCHEMA_VERSION}")
+            raise RecordError(f"record schema_version {version!r} is not readable by schema {SCHEMA_VERSION} "
+                              f"(docs/record.md, changelog); rerun the study to replace it")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -127,28 +134,29 @@ class Record:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise RecordError(f"cannot read record {path}: {e}") from e
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except RecordError as e:
+            raise RecordError(f"{path}: {e}") from None
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-
-
-@functools.lru_cache(maxsize=1)
-def _schema_validator():
+@functools.lru_cache(maxsize=None)
+def _validator(kind: str):
     import jsonschema  # orchestrator side only: stack environments do not need it
 
-    schema = json.loads(SCHEMA_PATH.read_text())
+    schema = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
-def validate_record_dict(data: Mapping[str, Any]) -> None:
-    """Validate against the JSON schema (orchestrator side; needs jsonschema)."""
-    errors = sorted(_schema_validator().iter_errors(dict(data)), key=lambda e: list(e.path))
+def validate_json(data: Mapping[str, Any], kind: str) -> None:
+    """Validate a document against schemas/<kind>.schema.json (record, measurements,
+    runspec, stack); the error names the first offending keys."""
+    errors = sorted(_validator(kind).iter_errors(dict(data)), key=lambda e: list(e.path))
     if errors:
-        msgs = "; ".join(f"{'/'.join(map(str, e.path)) or '<record>'}: {e.message}" for e in errors[:5])
-        raise RecordError(f"record does not follow schema {SCHEMA_VERSION}: {msgs}")
+        msgs = "; ".join(f"{'/'.join(map(str, e.path)) or '<document>'}: {e.message}" for e in errors[:5])
+        version = SCHEMA_VERSION if kind == "record" else "schemas/" + kind + ".schema.json"
+        raise RecordError(f"{kind} does not follow {version}: {msgs}")
+
+
+def validate_record_dict(data: Mapping[str, Any]) -> None:
+    validate_json(data, "record")

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dlrosetta.registry import REPO  # noqa: E402
+from dlrosetta.registry import REPO, STACKS  # noqa: E402
 
 TEMPLATES = REPO / "report"
 STATUS_COLORS = {"skipped": "#bbbbbb", "failed": "#d62728"}  # ok bars take their language's colour
@@ -67,14 +67,23 @@ def _chart(df: pd.DataFrame, column: str, title: str, xlabel: str) -> tuple[byte
 
 
 def _environments(env_manifests: Iterable[Path]) -> list[dict]:
+    """Each environment with the versions of the packages the stacks name as their
+    framework or backend (and NumPy)."""
+    wanted = {"numpy"} | {s.framework for s in STACKS.values()} | {s.backend for s in STACKS.values() if s.backend}
     envs = []
     for path in env_manifests:
         info = json.loads(Path(path).read_text())
-        wanted = ("torch", "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib", "numpy")
-        pkgs = [p for p in info.get("packages", []) if p.split("==")[0].lower() in wanted]
-        envs.append({"env": info["env"], "status": info["status"], "reason": info.get("reason"),
+        pkgs = [p for p in info.get("packages", []) if p.split("==")[0].lower().startswith(tuple(wanted))]
+        envs.append({"env": info["env"], "status": info["status"],
+                     "reason": info.get("reason") or info.get("update_failed"),
                      "python": info.get("python_version"), "packages": ", ".join(pkgs)})
     return envs
+
+
+def retry_command(row: dict, threads) -> str:
+    """The command that makes a skipped or failed run again (rules/common.smk retries
+    it on a plain run too, once its cause may have gone)."""
+    return f"snakemake --cores {threads} results/records/{row['dataset']}/{row['model']}/{row['stack']}.json"
 
 
 def render_report(summary_csv: Path, machine_json: Path, config: dict,
@@ -86,16 +95,24 @@ def render_report(summary_csv: Path, machine_json: Path, config: dict,
     plots_dir.mkdir(parents=True, exist_ok=True)
     charts = []
     for column, title, xlabel in CHARTS:
-        png, title = _chart(df, column, title, xlabel)
+        png, title = _chart(df[df.belongs.astype(bool)], column, title, xlabel)
         (plots_dir / f"{column}.png").write_bytes(png)
         charts.append({"title": title, "file": f"plots/{column}.png",
                        "data": base64.b64encode(png).decode()})
+    belongs = df.belongs.astype(bool)
     tables = [{"dataset": d, "model": m, "rows": g.to_dict("records")}
-              for (d, m), g in df.groupby(["dataset", "model"], sort=True)]
+              for (d, m), g in df[belongs].groupby(["dataset", "model"], sort=True)]
+    apart = df[~belongs].to_dict("records")
+    problems = [{**r, "retry": retry_command(r, config.get("threads", 1))}
+                for r in df[belongs & (df.status != "ok")].to_dict("records")]
+    stacks = [{"id": s.id, "language": s.language, "framework": s.framework, "backend": s.backend,
+               "description": s.description, "folder": str(s.folder.relative_to(REPO))}
+              for s in STACKS.values() if s.id in set(df["stack"])]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = _fmt
-    context = {"tables": tables, "charts": charts, "machine": machine,
+    context = {"tables": tables, "apart": apart, "problems": problems, "stacks": stacks,
+               "charts": charts, "machine": machine,
                "config": config, "config_text": json.dumps(config, indent=2),
                "envs": _environments(env_manifests),
                "counts": df.status.value_counts().to_dict(),

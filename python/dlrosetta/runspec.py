@@ -2,7 +2,7 @@
 
 Every language reads the same file: `<interpreter> <entry point> <run-spec.json>`.
 
-Twins: r/R/runspec.R, julia/src/runspec.jl.
+Schema: schemas/runspec.schema.json. Twins: r/R/runspec.R, julia/src/runspec.jl.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: `measurements` replaced `record` (stacks report raw values)
 CHECKS = (None, "step_losses")
 
 
@@ -30,7 +30,7 @@ class RunSpec:
     threads: int
     seed: int
     device: str
-    record: str
+    measurements: str
     check: Optional[str] = None
     check_steps: int = 0
     spec_version: int = SPEC_VERSION

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from dlrosetta.checksum import sha256_file
-from dlrosetta.npybundle import read_bundle, write_bundle
+from dlrosetta.npy import read_bundle, write_bundle
 
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from dlrosetta.models.spec import LSTM, RESNET, model_spec
+from dlrosetta.model_spec import LSTM, RESNET, model_spec
 from dlrosetta.registry import STACKS
 from dlrosetta.runspec import RunSpec
 
 #: kind -> (modality, number of classes)
 DATASET_KINDS = {"cifar10": ("image", 10), "synthetic-cifar": ("image", 10),
                  "imdb": ("text", 2), "synthetic-imdb": ("text", 2)}
+#: Training-set sizes of the official archives, when train_samples does not cut them.
+FULL_TRAIN_SAMPLES = {"cifar10": 50_000, "imdb": 25_000}
 MODEL_MODALITY = {RESNET: "image", LSTM: "text"}
 
 
@@ -63,18 +65,30 @@ class Study:
                 model_spec(entry["model"], self.model_config(entry["dataset"], entry["model"]))
             except ValueError as e:
                 raise ConfigError(f"models.{entry['model']}: {e}") from None
-        for i, stack in enumerate(c["stacks"]):
-            if stack not in STACKS:
-                raise ConfigError(f"stacks[{i}]: unknown stack {stack!r}; known: {', '.join(STACKS)}")
+            batch = c["models"][entry["model"]]["batch_size"]
+            d = c["datasets"][entry["dataset"]]
+            n_train = d.get("train_samples") or FULL_TRAIN_SAMPLES[d["kind"]]
+            if batch > n_train:
+                raise ConfigError(f"models.{entry['model']}.batch_size: {batch} is larger than "
+                                  f"datasets.{entry['dataset']}.train_samples ({n_train}): not one full "
+                                  f"batch per epoch")
+        if c["stacks"] != "all":
+            for i, stack in enumerate(c["stacks"]):
+                if stack not in STACKS:
+                    raise ConfigError(f"stacks[{i}]: unknown stack {stack!r} (no stack.yaml declares it); "
+                                      f"known: {', '.join(STACKS)}")
         for name, d in c["datasets"].items():
             if d["kind"] in ("cifar10", "imdb") and not d.get("archive"):
                 raise ConfigError(f"datasets.{name}.archive: a {d['kind']} data set needs the path "
                                   f"of the official archive")
 
     # -- the plan --------------------------------------------------------------------
+    def stacks(self) -> list[str]:
+        """The config's stack ids; `all` is every registered stack."""
+        return list(STACKS) if self.config["stacks"] == "all" else list(self.config["stacks"])
+
     def runs(self) -> list[Run]:
-        return [Run(e["dataset"], e["model"], s) for e in self.config["study"]
-                for s in self.config["stacks"]]
+        return [Run(e["dataset"], e["model"], s) for e in self.config["study"] for s in self.stacks()]
 
     def datasets(self) -> list[str]:
         return sorted({e["dataset"] for e in self.config["study"]})
@@ -94,9 +108,10 @@ class Study:
         return self.config["initial_weights"] == "shared"
 
     def run_parameters(self, run: Run, threads: int) -> dict[str, Any]:
-        """What a run depends on besides its input files: Snakemake reruns it when these
-        change (rerun trigger `params`). Paths are left out so a moved checkout does not
-        invalidate records."""
+        """What a run's result depends on besides its input files' content. The train rule
+        passes these as a parameter, so Snakemake reruns the run when one changes (rerun
+        trigger `params`). No path or timeout is among them: a moved checkout or another
+        time limit reruns nothing."""
         return {"stack": run.stack, "model": run.model, "dataset": run.dataset,
                 "model_config": self.model_config(run.dataset, run.model),
                 "training": self.training(run.model), "threads": threads,
@@ -104,10 +119,11 @@ class Study:
                 "init_seed": self.config["seed"]}
 
     def run_spec(self, run: Run, threads: int, shards: str, order: str,
-                 weights: str | None, record: str, check: str | None = None,
+                 weights: str | None, measurements: str, check: str | None = None,
                  check_steps: int = 0) -> RunSpec:
         """Paths are kept as given (relative to the working directory, so rule params
         stay valid when the checkout moves); the launcher makes them absolute."""
         return RunSpec(**self.run_parameters(run, threads), shards=str(shards), order=str(order),
-                       initial_weights=str(weights) if weights else None, record=str(record),
+                       initial_weights=str(weights) if weights else None,
+                       measurements=str(measurements),
                        check=check, check_steps=check_steps)

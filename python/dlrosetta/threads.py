@@ -1,7 +1,7 @@
 """One thread budget for every pool of every stack (docs/stack-contract.md, "Threads").
 
 The launcher puts these variables into each stack's environment, whatever its language;
-Python stacks also call their framework's threading API (dlrosetta.stacks.base).
+Python stacks also call their framework's threading API (dlrosetta.stacks.train).
 """
 from __future__ import annotations
 
@@ -19,5 +19,4 @@ def thread_env(threads: int) -> dict[str, str]:
         "TF_NUM_INTEROP_THREADS": n,
         "NPROC": n,                      # XLA's CPU thread pool (jaxlib reads it; no XLA_FLAGS needed)
         "JULIA_NUM_THREADS": n,          # Julia tasks (BLAS threads are set in julia/src)
-        "DLROSETTA_THREADS": n,
     }

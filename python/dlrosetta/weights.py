@@ -2,7 +2,7 @@
 
 Every stack accepts one (run spec key `initial_weights`), so all stacks can start from
 the very same numbers (docs/stack-contract.md). Names and shapes come from
-dlrosetta.models.spec; a file that does not match the model is rejected by name.
+dlrosetta.model_spec; a file that does not match the model is rejected by name.
 
 Twins: r/R/weights.R, julia/src/weights.jl.
 """
@@ -12,8 +12,8 @@ import os
 
 import numpy as np
 
-from dlrosetta.models.spec import ModelSpec, initial_weights
-from dlrosetta.npybundle import BundleError, read_bundle, write_bundle
+from dlrosetta.model_spec import ModelSpec, initial_weights
+from dlrosetta.npy import BundleError, read_bundle, write_bundle
 
 
 def write_initial_weights(directory: str | os.PathLike, spec: ModelSpec, seed: int,

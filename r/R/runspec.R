@@ -1,11 +1,12 @@
-# The run spec: the one JSON document a stack entry point receives
-# (docs/stack-contract.md). Read as a plain named list, checked like the Python class.
+# The run spec (schemas/runspec.schema.json): the one JSON document a stack entry point
+# receives (docs/stack-contract.md). Read as a plain named list, checked like the
+# Python class. Version 2 renamed `record` to `measurements`: stacks report raw values.
 #
-# Twins: python/dlrosetta/runspec.py, julia/src/runspec.jl.
+# Twins: python/dlrosetta/runspec.py, julia/src/runspec.jl
 
-RUNSPEC_VERSION <- 1L
+RUNSPEC_VERSION <- 2L
 RUNSPEC_REQUIRED <- c("stack", "model", "dataset", "model_config", "training", "shards", "order",
-                      "initial_weights", "init_seed", "threads", "seed", "device", "record")
+                      "initial_weights", "init_seed", "threads", "seed", "device", "measurements")
 RUNSPEC_DEFAULTS <- list(check = NULL, check_steps = 0L, spec_version = RUNSPEC_VERSION)
 
 #' Read and check a run spec; returns a named list with every key (JSON null = NULL).
@@ -22,7 +23,7 @@ read_runspec <- function(path) {
   }
   for (key in setdiff(names(RUNSPEC_DEFAULTS), names(data))) data[key] <- list(RUNSPEC_DEFAULTS[[key]])
   if (!identical(as.integer(data$spec_version), RUNSPEC_VERSION)) {
-    stop(sprintf("run spec version %s is not supported (expected %d)", data$spec_version, RUNSPEC_VERSION),
+    stop(sprintf("run spec version %s is not supported (expected %d)", json_repr(data$spec_version), RUNSPEC_VERSION),
          call. = FALSE)
   }
   if (!is.null(data$check) && !identical(data$check, "step_losses")) {
@@ -33,7 +34,3 @@ read_runspec <- function(path) {
   }
   data
 }
-
-#' The record's hyperparameters: the spec's model_config and training, as given.
-#' @export
-spec_hyperparameters <- function(spec) list(model = spec$model_config, training = spec$training)

@@ -1,143 +1,23 @@
-# The canonical tensors of each model (names, shapes, initialisers), initial weights
-# (read from a weights bundle, or drawn by the documented scheme) and their loading
-# into a Keras model. Keras's layouts are the canonical ones (conv [kh, kw, in, out],
-# dense [in, out], LSTM [in, 4u] with gates i, f, g, o), so loading is by name only:
-# tensor "<prefix>.<variable>" goes to variable <variable> of layer layer_name(<prefix>).
+# Initial-weights bundles: an npy bundle holding every tensor of a model in the
+# canonical layout, so that all stacks can start from the very same numbers
+# (docs/stack-contract.md). A bundle that does not fit the model is rejected by name.
 #
-# Twins: python/dlrosetta/models/spec.py + python/dlrosetta/weights.py,
-#        python/dlrosetta/stacks/keras/trainer.py (load_canonical_weights), julia/src/weights.jl.
+# Twins: python/dlrosetta/weights.py, julia/src/weights.jl
 
-param <- function(name, shape, init, trainable = TRUE, limit = NULL) {
-  list(name = name, shape = as.integer(shape), init = init, limit = limit, trainable = trainable)
-}
-conv_param <- function(name, k, cin, cout) param(paste0(name, ".kernel"), c(k, k, cin, cout), "he_uniform")
-bn_params <- function(name, c) {
-  list(param(paste0(name, ".gamma"), c, "ones"), param(paste0(name, ".beta"), c, "zeros"),
-       param(paste0(name, ".moving_mean"), c, "zeros", trainable = FALSE),
-       param(paste0(name, ".moving_variance"), c, "ones", trainable = FALSE))
-}
-
-resnet_blocks_per_stage <- function(depth) {
-  if (depth < 8 || (depth - 2) %% 6 != 0) {
-    stop(sprintf("resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got %s", depth), call. = FALSE)
-  }
-  as.integer((depth - 2) %/% 6)
-}
-
-resnet_params <- function(depth, width, shortcut, num_classes, channels = 3L) {
-  if (!shortcut %in% c("A", "B")) stop(sprintf("resnet shortcut must be 'A' or 'B', got '%s'", shortcut))
-  n <- resnet_blocks_per_stage(depth)
-  params <- c(list(conv_param("stem.conv", 3L, channels, width)), bn_params("stem.bn", width))
-  cin <- width
-  for (stage in 1:3) {
-    cout <- width * 2L^(stage - 1L)
-    for (block in seq_len(n)) {
-      prefix <- sprintf("stage%d.block%d", stage, block)
-      params <- c(params, list(conv_param(paste0(prefix, ".conv1"), 3L, cin, cout)), bn_params(paste0(prefix, ".bn1"), cout),
-                  list(conv_param(paste0(prefix, ".conv2"), 3L, cout, cout)), bn_params(paste0(prefix, ".bn2"), cout))
-      if (stage > 1 && block == 1 && shortcut == "B") {
-        params <- c(params, list(conv_param(paste0(prefix, ".shortcut.conv"), 1L, cin, cout)),
-                    bn_params(paste0(prefix, ".shortcut.bn"), cout))
-      }
-      cin <- cout
-    }
-  }
-  c(params, list(param("head.dense.kernel", c(cin, num_classes), "glorot_uniform"),
-                 param("head.dense.bias", num_classes, "zeros")))
-}
-
-lstm_params <- function(vocab_size, embedding_dim, units, num_classes) {
-  g <- 4L * units
-  list(param("embedding.embeddings", c(vocab_size, embedding_dim), "uniform", limit = 0.05),
-       param("lstm.kernel", c(embedding_dim, g), "uniform", limit = 1 / sqrt(units)),
-       param("lstm.recurrent_kernel", c(units, g), "uniform", limit = 1 / sqrt(units)),
-       param("lstm.bias", g, "lstm_bias"),
-       param("head.dense.kernel", c(units, num_classes), "glorot_uniform"),
-       param("head.dense.bias", num_classes, "zeros"))
-}
-
-#' The canonical tensors of a model, from a run spec's model_config:
-#' list of list(name, shape, init, limit, trainable), in canonical order.
+#' Read an initial-weights bundle for a model spec (see model_spec): the tensors as a
+#' named list in canonical order, rejecting a bundle whose tensors do not fit.
 #' @export
-model_params <- function(model, cfg) {
-  switch(model,
-         resnet = resnet_params(cfg$depth, cfg$width, cfg$shortcut, cfg$num_classes, cfg$channels %||% 3L),
-         lstm = lstm_params(cfg$vocab_size, cfg$embedding_dim, cfg$units, cfg$num_classes),
-         stop(sprintf("unknown model '%s'; expected resnet or lstm", model), call. = FALSE))
-}
-
-#' Trainable parameters (BN moving statistics are state, not parameters).
-#' @export
-parameter_count <- function(params) {
-  sum(vapply(params, function(p) if (p$trainable) prod(as.numeric(p$shape)) else 0, 0))
-}
-
-param_limit <- function(p) {
-  shape <- p$shape
-  fans <- if (length(shape) == 4) prod(shape[1:2]) * shape[3:4] else shape[c(1, length(shape))]
-  switch(p$init, he_uniform = sqrt(6 / fans[1]), glorot_uniform = sqrt(6 / sum(fans)), uniform = p$limit,
-         stop(sprintf("unknown init '%s' for %s", p$init, p$name)))
-}
-
-#' All tensors drawn by the documented scheme from R's generator seeded with seed (the
-#' numbers differ from NumPy's draws: `initial_weights: per-stack` in a study).
-#' @export
-initial_weights <- function(params, seed) {
-  set.seed(seed)
-  values <- lapply(params, function(p) {
-    n <- prod(p$shape)
-    v <- switch(p$init, zeros = numeric(n), ones = rep(1, n),
-                lstm_bias = rep(c(0, 1, 0, 0), each = n / 4),  # forget gate opens at start
-                { limit <- param_limit(p); stats::runif(n, -limit, limit) })
-    if (length(p$shape) > 1) array(v, dim = p$shape) else v
-  })
-  stats::setNames(values, vapply(params, `[[`, "", "name"))
-}
-
-#' Read an initial-weights bundle, rejecting one whose tensors do not fit the model.
-#' @export
-read_initial_weights <- function(manifest_path, params) {
+read_initial_weights <- function(manifest_path, spec) {
   arrays <- read_bundle(manifest_path, "weights")$arrays
-  expected <- stats::setNames(lapply(params, function(p) as.numeric(p$shape)), vapply(params, `[[`, "", "name"))
+  expected <- stats::setNames(lapply(spec$params, function(p) as.numeric(p$shape)), param_names(spec))
   missing <- setdiff(names(expected), names(arrays))
   extra <- setdiff(names(arrays), names(expected))
   common <- intersect(names(expected), names(arrays))
   wrong <- common[!vapply(common, function(n) identical(as.numeric(npy_shape(arrays[[n]])), expected[[n]]), TRUE)]
   if (length(missing) || length(extra) || length(wrong)) {
     listed <- function(x) sprintf("[%s]", paste(sort(x), collapse = ", "))
-    stop(sprintf("initial weights %s do not fit this model: missing %s, unexpected %s, wrong shape %s",
-                 manifest_path, listed(missing), listed(extra), listed(wrong)), call. = FALSE)
+    stop(sprintf("initial weights %s do not fit this %s: missing %s, unexpected %s, wrong shape %s",
+                 manifest_path, spec$model, listed(missing), listed(extra), listed(wrong)), call. = FALSE)
   }
   arrays[names(expected)]
-}
-
-# A Keras model's variables, keyed "<layer name>/<variable name>".
-keras_variables <- function(model) {
-  out <- list()
-  for (layer in reticulate::iterate(model$layers, simplify = FALSE)) {
-    for (v in reticulate::iterate(layer$weights, simplify = FALSE)) {
-      out[[paste0(reticulate::py_to_r(layer$name), "/", reticulate::py_to_r(v$name))]] <- v
-    }
-  }
-  out
-}
-
-#' The key of canonical tensor "<prefix>.<variable>" among keras_variables().
-#' @export
-keras_variable_key <- function(name) paste0(layer_name(sub("\\.[^.]*$", "", name)), "/", sub("^.*\\.", "", name))
-
-#' Assign canonical weights (R arrays, canonical layout) to a Keras model's variables;
-#' every tensor must find its variable and every variable get a tensor.
-#' @export
-load_keras_weights <- function(model, weights) {
-  variables <- keras_variables(model)
-  keys <- stats::setNames(keras_variable_key(names(weights)), names(weights))
-  unmatched <- names(keys)[!keys %in% names(variables)]
-  left <- setdiff(names(variables), keys)
-  if (length(unmatched) || length(left)) {
-    stop(sprintf("weights do not match the Keras model: no Keras variable for tensors [%s]; no tensor for variables [%s]",
-                 paste(unmatched, collapse = ", "), paste(left, collapse = ", ")), call. = FALSE)
-  }
-  for (name in names(keys)) variables[[keys[[name]]]]$assign(as_numpy(weights[[name]], "float32"))
-  invisible(model)
 }

@@ -6,8 +6,8 @@ Keras's LSTM is the canonical one (gate order i, f, g, o, one bias vector, tanh/
 so the weights load by layer name (layer_name) as they are. No masking: sequences are
 pre-padded, and a mask would keep Keras off the cuDNN kernel on GPU.
 
-Twins: r/R/lstm.R (the same Keras model built from R), python/dlrosetta/stacks/pytorch/lstm.py,
-       python/dlrosetta/stacks/tensorflow/lstm.py, julia/src/lstm.jl.
+Twins: r/stacks/r-keras/R/lstm.R (the same Keras model built from R), python/dlrosetta/stacks/pytorch/lstm.py,
+       python/dlrosetta/stacks/tensorflow/lstm.py, julia/stacks/julia-native/src/lstm.jl.
 """
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """ResNet v1 for CIFAR as a Keras 3 functional model (docs/models.md), one code base for
 the tensorflow, jax and torch backends.
 
-Layers carry the canonical names of dlrosetta.models.spec, spelt by layer_name
+Layers carry the canonical names of dlrosetta.model_spec, spelt by layer_name
 (stem_conv, stage2_block1_bn1, head_dense, ...). Keras's layouts are the canonical ones,
 so the weights load by name as they are (trainer.load_canonical_weights).
 
-Twins: r/R/resnet.R (the same Keras model built from R), python/dlrosetta/stacks/pytorch/resnet.py,
-       python/dlrosetta/stacks/tensorflow/resnet.py, julia/src/resnet.jl.
+Twins: r/stacks/r-keras/R/resnet.R (the same Keras model built from R), python/dlrosetta/stacks/pytorch/resnet.py,
+       python/dlrosetta/stacks/tensorflow/resnet.py, julia/stacks/julia-native/src/resnet.jl.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Mapping
 import keras
 from keras import layers, ops
 
-from dlrosetta.models.spec import resnet_blocks
+from dlrosetta.model_spec import resnet_blocks
 from dlrosetta.stacks.keras import layer_name
 
 BN_EPSILON = 1e-5

@@ -8,9 +8,9 @@ there; Keras never shuffles. Keras's jit_compile default stands: turning XLA on 
 tensorflow (CPU) or torch.compile on for torch measured slower on 2 cores, and
 model.fit over the epoch's gathered arrays no faster than train_on_batch.
 
-Twins: r/R/train.R + r/R/keras.R (the same Keras calls from R),
+Twins: r/stacks/r-keras/R/train.R + r/stacks/r-keras/R/keras.R (the same Keras calls from R),
        python/dlrosetta/stacks/pytorch/trainer.py, python/dlrosetta/stacks/tensorflow/trainer.py,
-       julia/src/train.jl.
+       julia/stacks/julia-native/src/train.jl.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from typing import Mapping, Optional
 import keras
 import numpy as np
 
-from dlrosetta.models.spec import RESNET
+from dlrosetta.model_spec import RESNET
 from dlrosetta.shards import Shards
-from dlrosetta.stacks.base import Trainer, pick_accelerator
+from dlrosetta.stacks.train import Trainer, pick_accelerator
 from dlrosetta.stacks.keras import layer_name
 from dlrosetta.stacks.keras.lstm import build_lstm
 from dlrosetta.stacks.keras.resnet import build_resnet

@@ -7,7 +7,7 @@ GPU) a constant zero buffer as the second bias, so the parameter count matches t
 stacks and the fused kernel still runs.
 
 Twins: python/dlrosetta/stacks/tensorflow/lstm.py, python/dlrosetta/stacks/keras/lstm.py,
-       r/R/lstm.R, julia/src/lstm.jl.
+       r/stacks/r-keras/R/lstm.R, julia/stacks/julia-native/src/lstm.jl.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """ResNet v1 for CIFAR in PyTorch (docs/models.md).
 
-Modules carry the canonical names of dlrosetta.models.spec (stem.conv, stage2.block1.bn1,
+Modules carry the canonical names of dlrosetta.model_spec (stem.conv, stage2.block1.bn1,
 head.dense, ...), so loading the canonical weights is a rename plus a layout change.
 
 Twins: python/dlrosetta/stacks/tensorflow/resnet.py, python/dlrosetta/stacks/keras/resnet.py,
-       r/R/resnet.R, julia/src/resnet.jl.
+       r/stacks/r-keras/R/resnet.R, julia/stacks/julia-native/src/resnet.jl.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlrosetta.models.spec import ResNetBlock, resnet_blocks
+from dlrosetta.model_spec import ResNetBlock, resnet_blocks
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.1  # PyTorch weighs the batch statistic: moving = 0.9*moving + 0.1*batch

@@ -9,7 +9,7 @@ and a batch is viewed as NCHW in channels_last memory (no copy): oneDNN's prefer
 convolution layout on CPU, and what cuDNN's tensor cores want.
 
 Twins: python/dlrosetta/stacks/tensorflow/trainer.py, python/dlrosetta/stacks/keras/trainer.py,
-       r/R/train.R, julia/src/train.jl.
+       r/stacks/r-keras/R/train.R, julia/stacks/julia-native/src/train.jl.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlrosetta.models.spec import RESNET
+from dlrosetta.model_spec import RESNET
 from dlrosetta.shards import Shards
-from dlrosetta.stacks.base import Trainer, pick_accelerator
+from dlrosetta.stacks.train import Trainer, pick_accelerator
 from dlrosetta.stacks.pytorch import configure
 from dlrosetta.stacks.pytorch.lstm import build_lstm, lstm_state_dict
 from dlrosetta.stacks.pytorch.resnet import build_resnet, resnet_state_dict

@@ -11,7 +11,7 @@ BlockLSTMV2, whose registered gradient is moreover wrong in TF 2.21 (rnn_grad.py
 to the V1 gradient op BlockLSTMGrad, which assumes the V1 gate layout i, g, f, o).
 
 Twins: python/dlrosetta/stacks/pytorch/lstm.py, python/dlrosetta/stacks/keras/lstm.py,
-       r/R/lstm.R, julia/src/lstm.jl.
+       r/stacks/r-keras/R/lstm.R, julia/stacks/julia-native/src/lstm.jl.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
-from dlrosetta.models.spec import ModelSpec
+from dlrosetta.model_spec import ModelSpec
 
 
 def lstm_last_state(x: tf.Tensor, kernel: tf.Tensor, recurrent_kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:

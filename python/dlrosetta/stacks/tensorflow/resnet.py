@@ -1,5 +1,5 @@
 """ResNet v1 for CIFAR in native TensorFlow (docs/models.md): tf.Variables named as the
-canonical tensors of dlrosetta.models.spec and a forward pass of tf.nn / raw ops, NHWC.
+canonical tensors of dlrosetta.model_spec and a forward pass of tf.nn / raw ops, NHWC.
 
 TensorFlow's layouts are the canonical ones (conv HWIO, dense [in, out]), so the weights
 load as they are. Stride-2 3x3 convolutions pad one pixel on every side explicitly:
@@ -8,7 +8,7 @@ the fused kernel (FusedBatchNormV3), which also updates the moving statistics
 (exponential_avg_factor 0.1: moving = 0.9*moving + 0.1*batch).
 
 Twins: python/dlrosetta/stacks/pytorch/resnet.py, python/dlrosetta/stacks/keras/resnet.py,
-       r/R/resnet.R, julia/src/resnet.jl.
+       r/stacks/r-keras/R/resnet.R, julia/stacks/julia-native/src/resnet.jl.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
-from dlrosetta.models.spec import ModelSpec, ResNetBlock, resnet_blocks
+from dlrosetta.model_spec import ModelSpec, ResNetBlock, resnet_blocks
 
 BN_EPSILON = 1e-5
 BN_AVERAGE_FACTOR = 0.1  # weight of the batch statistic in the moving average

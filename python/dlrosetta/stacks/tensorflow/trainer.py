@@ -12,7 +12,7 @@ docs/models.md) and ResourceApplyAdam (lr_t = lr*sqrt(1-b2^t)/(1-b1^t);
 w -= lr_t*m/(sqrt(v)+eps)), one fused kernel per variable.
 
 Twins: python/dlrosetta/stacks/pytorch/trainer.py, python/dlrosetta/stacks/keras/trainer.py,
-       r/R/train.R, julia/src/train.jl.
+       r/stacks/r-keras/R/train.R, julia/stacks/julia-native/src/train.jl.
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from dlrosetta.models.spec import RESNET
+from dlrosetta.model_spec import RESNET
 from dlrosetta.shards import Shards
-from dlrosetta.stacks.base import Trainer, pick_accelerator
+from dlrosetta.stacks.train import Trainer, pick_accelerator
 from dlrosetta.stacks.tensorflow import configure
 from dlrosetta.stacks.tensorflow.lstm import LSTMClassifier
 from dlrosetta.stacks.tensorflow.resnet import ResNet

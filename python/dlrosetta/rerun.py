@@ -1,0 +1,58 @@
+"""Reruns that Snakemake's own triggers cannot see (docs/configuration.md, "Incremental").
+
+Snakemake reruns a job when an output is missing, an input is newer, or a tracked
+parameter changed. A `skipped` or `failed` record, or an environment whose build failed,
+is none of these: it exists and is up to date, yet its cause may have gone. Each such
+output therefore has a retry stamp as an input: an empty file created with the mtime 0
+(older than anything), and touched when the output should be retried, so that
+Snakemake's mtime trigger reruns exactly that job. A good output never has its stamp
+touched, so nothing already computed is lost.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from dlrosetta.launch import runtime_missing
+from dlrosetta.record import SCHEMA_VERSION
+from dlrosetta.registry import Stack
+
+
+def retry_stamp(stamp: Path, output: Path, retry: bool) -> str:
+    """Ensure the stamp exists; make it newer than `output` when `retry`."""
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    if not stamp.exists():
+        stamp.touch()
+        os.utime(stamp, (0, 0))
+    if retry and output.exists() and stamp.stat().st_mtime <= output.stat().st_mtime:
+        stamp.touch()
+    return str(stamp)
+
+
+def record_retry_reason(record: Path, stack: Stack, venvs: Path) -> Optional[str]:
+    """Why an existing record should be made again, or None to keep it."""
+    try:
+        data = json.loads(record.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as e:
+        return f"unreadable record ({e})"
+    status = data.get("status")
+    if status == "failed":
+        return "failed: a crash or timeout may not recur"
+    if status == "skipped" and runtime_missing(stack, venvs) != data.get("reason"):
+        return "skipped, and what was missing has changed"
+    if str(data.get("schema_version", "")).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        return f"record of schema {data.get('schema_version')!r}"
+    return None
+
+
+def env_needs_retry(manifest: Path) -> bool:
+    try:
+        return json.loads(manifest.read_text()).get("status") != "ok"
+    except FileNotFoundError:
+        return False
+    except (OSError, json.JSONDecodeError):
+        return True

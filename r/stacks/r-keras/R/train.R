@@ -1,0 +1,141 @@
+# The r-keras stack's run: read the spec, build and load the model, train epoch by
+# epoch in the shared batch order, evaluate, and write the raw measurements
+# (docs/stack-contract.md); the launcher derives the record from them.
+#
+# The loop is R code on purpose: the R-vs-Python overhead is what this stack measures,
+# so it makes exactly the Keras calls of the Python Keras stack. The training data
+# become backend tensors once; each step passes the batch's index row, gathers the
+# batch with keras.ops.take on the device, runs Keras's compiled train step
+# (train_on_batch: a tf.function, or jax.jit) and brings back one number, the loss.
+#
+# Twins: python/dlrosetta/stacks/train.py, python/dlrosetta/stacks/keras/trainer.py, julia/stacks/julia-native/src/train.jl
+
+EVAL_BATCH <- 1000L
+
+# Build the run spec's model as a Keras model.
+build_model <- function(model, cfg) {
+  switch(model, resnet = build_resnet(cfg), lstm = build_lstm(cfg),
+         stop(sprintf("unknown model '%s'; expected resnet or lstm", model), call. = FALSE))
+}
+
+# The spec's optimiser as a Keras optimiser: SGD with heavy-ball momentum (Keras's
+# v = m*v - lr*g, w += v equals v = m*v + g, w -= lr*v at a constant rate) or Adam.
+# Adam is the Python Keras stack's own subclass, which densifies TensorFlow's sparse
+# embedding gradient first: Keras's Adam on those rows computes a second moment of
+# sum(g_i^2) over token occurrences instead of (sum g_i)^2, unlike every other stack.
+make_optimizer <- function(opt) {
+  switch(opt$name,
+         sgd = reticulate::import("keras", convert = FALSE)$optimizers$SGD(
+           learning_rate = as.numeric(opt$learning_rate), momentum = as.numeric(opt$momentum), nesterov = FALSE),
+         adam = reticulate::import("dlrosetta.stacks.keras.trainer", convert = FALSE)$Adam(
+           learning_rate = as.numeric(opt$learning_rate), beta_1 = as.numeric(opt$beta_1),
+           beta_2 = as.numeric(opt$beta_2), epsilon = as.numeric(opt$epsilon)),
+         stop(sprintf("unknown optimizer '%s'; expected sgd or adam", opt$name), call. = FALSE))
+}
+
+# Trainable parameters as Keras counts them.
+keras_parameter_count <- function(model) {
+  prod <- reticulate::import_builtins(convert = FALSE)$`__import__`("math")$prod
+  sum(vapply(reticulate::iterate(model$trainable_weights, simplify = FALSE),
+             function(v) as.numeric(reticulate::py_to_r(prod(v$shape))), 0))
+}
+
+# The shards (see read_shards) converted once for Keras: the training split to backend
+# tensors, the test split to NumPy arrays.
+shards_to_keras <- function(shards) {
+  x_dtype <- npy_dtype(shards$x_train)
+  to_tensor <- reticulate::import("keras", convert = FALSE)$ops$convert_to_tensor
+  list(x_train = to_tensor(as_numpy(shards$x_train, x_dtype)), y_train = to_tensor(as_numpy(shards$y_train, "int32")),
+       x_test = as_numpy(shards$x_test, x_dtype), y_test = as_numpy(shards$y_test, "int32"))
+}
+
+# One optimiser step per row of batches (an R matrix of sample indices); returns each
+# batch's loss from its forward pass, before its update. Per step, R makes six calls
+# into Python: take the index row (a NumPy view) and make it a tensor, gather x and y
+# (keras.ops.take), run the compiled step, and read back the loss.
+train_batches <- function(model, data, batches) {
+  ops <- reticulate::import("keras", convert = FALSE)$ops
+  take <- ops$take
+  to_tensor <- ops$convert_to_tensor
+  train_on_batch <- model$train_on_batch
+  rows <- as_numpy(batches, "int32")
+  step <- function(k) {
+    idx <- to_tensor(reticulate::py_get_item(rows, k))
+    reticulate::py_to_r(train_on_batch(take(data$x_train, idx, axis = 0L), take(data$y_train, idx, axis = 0L)))
+  }
+  vapply(seq_len(nrow(batches)) - 1L, step, 0)
+}
+
+# Accuracy on the whole test split, inference mode (BN moving statistics).
+evaluate_accuracy <- function(model, data) {
+  np <- reticulate::import("numpy", convert = FALSE)
+  logits <- model$predict(data$x_test, batch_size = EVAL_BATCH, verbose = 0L)
+  reticulate::py_to_r(np$mean(np$equal(np$argmax(logits, axis = -1L), data$y_test)))
+}
+
+# The measurements every status shares.
+measurements_base <- function(spec) {
+  list(stack = spec$stack, model = spec$model, dataset = spec$dataset, language_version = as.character(getRversion()))
+}
+
+# Run the stack on a run spec: train and write the measurements, or the check's step
+# losses (check mode), or `skipped` measurements when Keras cannot be reached from R.
+run_stack <- function(spec_path) {
+  spec <- read_runspec(spec_path)
+  reason <- keras_unavailable_reason()
+  if (!is.null(reason)) {
+    do.call(write_measurements, c(list(spec$measurements, status = "skipped", reason = reason), measurements_base(spec)))
+    message(sprintf("[%s] skipped: %s", spec$stack, reason))
+    return(invisible(NULL))
+  }
+  canonical <- model_spec(spec$model, spec$model_config)
+  weights <- if (is.null(spec$initial_weights)) initial_weights(canonical, spec$init_seed) else
+    read_initial_weights(spec$initial_weights, canonical)
+  shards <- read_shards(spec$shards)
+  epochs <- as.integer(spec$training$epochs)
+  batch_size <- as.integer(spec$training$batch_size)
+  order <- read_order(spec$order, epochs, length(shards$y_train))
+
+  accelerator <- pick_accelerator(spec$device, configure_backend(spec$threads))
+  keras <- reticulate::import("keras", convert = FALSE)
+  # Held for the process's life: every variable, tensor and step goes to this device.
+  keras$device(if (is.null(accelerator)) "cpu:0" else "gpu:0")$`__enter__`()
+  keras$utils$set_random_seed(as.integer(spec$seed))
+  model <- build_model(spec$model, spec$model_config)
+  load_keras_weights(model, weights)
+  model$compile(optimizer = make_optimizer(spec$training$optimizer),
+                loss = keras$losses$SparseCategoricalCrossentropy(from_logits = TRUE))
+  data <- shards_to_keras(shards)
+  rm(shards)  # the R copies: NumPy and the backend hold the data now
+
+  if (identical(spec$check, "step_losses")) {
+    batches <- epoch_batches(order, 1L, batch_size)
+    batches <- batches[seq_len(min(spec$check_steps, nrow(batches))), , drop = FALSE]
+    write_json_atomic(spec$measurements, list(check = spec$check, stack = spec$stack,
+                                              losses = I(train_batches(model, data, batches)),
+                                              parameter_count = keras_parameter_count(model)))
+    return(invisible(NULL))
+  }
+
+  startup <- process_age_seconds()
+  epoch_seconds <- numeric(epochs)
+  losses <- numeric(epochs)
+  for (epoch in seq_len(epochs)) {
+    batches <- epoch_batches(order, epoch, batch_size)
+    timed <- stopwatch(mean(train_batches(model, data, batches)))
+    epoch_seconds[epoch] <- timed$seconds
+    losses[epoch] <- timed$value
+    message(sprintf("[%s] epoch %d/%d: %.2f s, loss %.4f", spec$stack, epoch, epochs, timed$seconds, timed$value))
+  }
+  evaluation <- stopwatch(evaluate_accuracy(model, data))
+
+  kernels <- kernel_info(spec$model, accelerator)
+  do.call(write_measurements, c(
+    list(spec$measurements, status = "ok"), measurements_base(spec),
+    list(framework_version = reticulate::py_to_r(keras$`__version__`),
+         device = if (is.null(accelerator)) "cpu" else sprintf("gpu:0 (%s)", accelerator),
+         parameter_count = keras_parameter_count(model), epoch_seconds = epoch_seconds,
+         train_loss_per_epoch = losses, test_accuracy = evaluation$value, eval_seconds = evaluation$seconds,
+         startup_seconds = startup, peak_rss_mb = peak_rss_mb(),
+         fused_kernel = kernels$fused_kernel, kernel_notes = kernels$kernel_notes)))
+}
