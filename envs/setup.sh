@@ -55,10 +55,18 @@ install_julia() {
 
 precompile_julia() {
   # Julia caches compiled package code on first load; doing it here keeps it out of
-  # the first timed run.
+  # the first timed run: the shared library DLRosetta, then each Julia stack's package
+  # (julia/stacks/<id>/Project.toml names it).
   command -v julia >/dev/null || return 0
   julia --project=julia --startup-file=no -e 'using DLRosetta' >/dev/null 2>&1 \
-    || log "WARNING: the Julia package did not load; see julia --project=julia -e 'using DLRosetta'"
+    || log "WARNING: the Julia library did not load; see julia --project=julia -e 'using DLRosetta'"
+  local project module
+  for project in julia/stacks/*/; do
+    [ -f "$project/Project.toml" ] || continue
+    module=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$project/Project.toml")
+    julia --project="$project" --startup-file=no -e "using $module" >/dev/null 2>&1 \
+      || log "WARNING: the Julia stack in $project did not load; see julia --project=$project -e 'using $module'"
+  done
 }
 
 install_orchestrator() {

@@ -76,7 +76,7 @@ wildcard_constraints:
 
 
 def untracked(value):
-    """A rule parameter left out of Snakemake's rerun check: a parameter function that
+    """A parameter left out of Snakemake's rerun check: a parameter function that
     takes `threads` counts as derived (Snakemake's Rule._is_deriving_function), and
     derived parameters are not compared. For paths and limits that change nothing a
     run computes (venvs_dir, timeout_minutes)."""
@@ -104,9 +104,14 @@ def env_manifest(stack_id):
     return env_manifest_path(env) if env else []
 
 
+# Retry stamps (dlrosetta.rerun) are bookkeeping like Snakemake's own metadata, and live
+# beside it: a dry run writes nothing under results/.
+RETRY_STAMPS = ".snakemake/dlrosetta-retry"
+
+
 def env_retry_stamp(wildcards):
     manifest = Path(env_manifest_path(wildcards.env))
-    return retry_stamp(Path(f"results/retry/envs/{wildcards.env}.stamp"), manifest, env_needs_retry(manifest))
+    return retry_stamp(Path(f"{RETRY_STAMPS}/envs/{wildcards.env}.stamp"), manifest, env_needs_retry(manifest))
 
 
 def record_path(run):
@@ -116,7 +121,7 @@ def record_path(run):
 def record_retry_stamp(wildcards):
     record = Path(record_path(wildcards))
     reason = record_retry_reason(record, get_stack(wildcards.stack), VENVS)
-    return retry_stamp(Path(f"results/retry/records/{wildcards.dataset}/{wildcards.model}/{wildcards.stack}.stamp"),
+    return retry_stamp(Path(f"{RETRY_STAMPS}/records/{wildcards.dataset}/{wildcards.model}/{wildcards.stack}.stamp"),
                        record, reason is not None)
 
 

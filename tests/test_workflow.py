@@ -250,10 +250,10 @@ if os.environ.get("SLEEPER_CHILD") is None:
     sys.exit(subprocess.run([sys.executable, *sys.argv], env={**os.environ, "SLEEPER_CHILD": "1"}).returncode)
 log = os.environ["SLEEPER_LOG"]
 with open(log, "a") as f:
-    f.write(f"start {os.getpid()} {time.time()}\n")
+    f.write(f"start {os.getpid()} {time.time()}\\n")
 time.sleep(float(os.environ.get("SLEEPER_SECONDS", "2")))
 with open(log, "a") as f:
-    f.write(f"end {os.getpid()} {time.time()}\n")
+    f.write(f"end {os.getpid()} {time.time()}\\n")
 """
 
 
@@ -300,3 +300,15 @@ def test_killing_snakemake_leaves_no_process_and_no_record(tmp_path):
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
     assert "end" not in log.read_text()
     assert not (work / "results" / "records" / "smoke-imdb" / "lstm" / "sleeper-0.json").exists()
+
+
+@pytest.mark.parametrize("status, rebuilt", [("ok", False), ("unavailable", True)])
+def test_an_environment_whose_build_failed_is_rebuilt_on_the_next_run(tmp_path, status, rebuilt):
+    stack = next(s for s in STACKS.values() if s.env)
+    venvs = tmp_path / "venvs"
+    (venvs / stack.env).mkdir(parents=True)
+    (venvs / stack.env / "dlrosetta-env.json").write_text(json.dumps(
+        {"env": stack.env, "status": status, "reason": None if status == "ok" else "pip: no network"}))
+    out = snakemake(tmp_path / "work", "-n", "--configfile", str(SMOKE), "--config", f"venvs_dir={venvs}",
+                    f"stacks=[{stack.id}]")
+    assert ("build_env" in planned_jobs(out.stdout)) == rebuilt

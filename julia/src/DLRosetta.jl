@@ -1,43 +1,49 @@
-# dlrosetta's julia-native stack: the ResNet and the LSTM of docs/models.md written in
-# plain Julia on the standard library only (no registry here: no Flux, Knet, NNlib).
-# Twins: python/dlrosetta/ (the orchestrator's package and the Python stacks), r/R/.
+# dlrosetta's shared Julia library: what every Julia stack reads and writes (run spec,
+# shards, epoch order, initial weights, measurements) and the model spec they all build
+# from, on the standard library only. No model code: that lives in each stack's folder
+# (julia/stacks/<id>/). Its counterparts are the Python package's shared modules and
+# the R package, file for file by concept name.
+# Twins: python/dlrosetta, r/R
 module DLRosetta
 
-using Dates, LinearAlgebra, Printf, Random, SHA
-
-const FRAMEWORK = "julia-native"
-const PACKAGE_VERSION = let toml = read(joinpath(@__DIR__, "..", "Project.toml"), String)
-    VersionNumber(match(r"^version\s*=\s*\"([^\"]+)\""m, toml)[1])
-end
-
-"""
-A trainable model: `ResNet{T}` or `LSTMNet{T}`. Each has fields `config`, `params`
-(`Parameters`), `batch`, `labels`, `logits`, `dlogits`, and methods `batch_input`,
-`predict!`, `backward!` and `kernel_notes`.
-"""
-abstract type Model{T<:AbstractFloat} end
+using Random, SHA
 
 include("json.jl")
 include("npy.jl")
 include("shards.jl")
 include("runspec.jl")
-include("timing.jl")
-include("record.jl")
-include("threads.jl")
+include("model_spec.jl")
 include("weights.jl")
-include("layers.jl")
-include("optimisers.jl")
-include("resnet.jl")
-include("lstm.jl")
-include("train.jl")
+include("order.jl")
+include("stopwatch.jl")
+include("measurements.jl")
 
-# Julia 1.5 caches no native code between sessions, but it does cache type inference
-# done while precompiling; inferring the entry point's call tree here takes about two
-# seconds off every run's start-up (measured). The training steps gain nothing this way:
-# their first-epoch cost is code generation.
-precompile(main, (Vector{String},))
+# Julia 1.5 caches the type inference done while precompiling, but only for a package's
+# own methods: a stack's precompile statements cannot cover these, so what every run
+# calls before training is inferred here (about 0.8 s off each run's start-up, measured).
+precompile(read_runspec, (String,))
+foreach(f -> precompile(f, (RunSpec,)), (epochs, batch_size, optimizer_config))
+precompile(model_config, (RunSpec,))
+precompile(model_spec, (ResNetConfig,))
+precompile(model_spec, (LSTMConfig,))
+precompile(parameter_count, (ModelSpec,))
+precompile(julia_size, (ParamSpec,))
+precompile(initial_weights, (ModelSpec, Int))
+precompile(read_initial_weights, (String, ModelSpec))
+precompile(read_shards, (String,))
+precompile(read_order, (String, Int, Int))
+precompile(epoch_batches, (Matrix{Int32}, Int, Int))
+precompile(process_age_seconds, (Int,))
 
-export ResNetConfig, LSTMConfig, ResNet, LSTMNet, resnet_spec, lstm_spec, SGD, Adam,
-       predict!, backward!, gather!, train_step!, train!, evaluate, run_stack
+export JSONError, read_json, write_json_atomic,
+       BundleError, read_npy, read_bundle, sha256_file,
+       Shards, read_shards,
+       RunSpec, RunSpecError, read_runspec,
+       ParamSpec, ModelSpec, ResNetConfig, LSTMConfig, model_config, model_spec, resnet_blocks,
+       julia_size, parameter_count, initial_weights,
+       read_initial_weights,
+       read_order, epoch_batches,
+       stopwatch, peak_rss_mb, process_age_seconds,
+       write_measurements
 
 end

@@ -1,9 +1,10 @@
 # Minimal JSON reader and writer on Base only (no registry here, so no JSON.jl): run
-# specs, bundle manifests, records and check outputs.
-# Twins: Python's json module (python/dlrosetta/record.py, runspec.py), jsonlite (r/R/).
+# specs, bundle manifests, measurements and check outputs. Python uses its json module
+# and measurements.py's write_json_atomic.
 #
 # Like Python's json, NaN and +-Infinity are read and written as bare words, so a
 # diverged loss survives the round trip through the launcher.
+# Twins: python/dlrosetta/measurements.py, r/R/json.R
 
 struct JSONError <: Exception
     msg::String
@@ -151,7 +152,7 @@ end
     write_json(io, value; indent = 2)
 
 Pretty-prints like Python's `json.dumps(value, indent=2)`. NamedTuples keep their
-field order (records); Dicts are written with sorted keys, so output is reproducible.
+field order (measurements); Dicts are written with sorted keys, so output is reproducible.
 Floats are written as Float64 (exact for Float32 values).
 """
 function write_json(io::IO, value; indent::Int = 2)

@@ -1,11 +1,14 @@
-# NumPy .npy reader: format 1.0, little endian, C order, <f4 (Float32) and <i4 (Int32),
-# the only kinds of file npy bundles hold (docs/shards.md).
-# Twins: numpy.load in python/dlrosetta/npybundle.py, r/R/npy.R.
+# NumPy .npy files and npy bundles (docs/shards.md). The reader handles format 1.0,
+# little endian, C order, <f4 (Float32) and <i4 (Int32): the only kinds of file bundles
+# hold. A bundle is a manifest.json listing .npy files with sha256, dtype and shape; data
+# shards and initial-weights files are both bundles, and every file is checked against
+# the manifest, any mismatch naming the file.
 #
 # A C-order array of shape (d1, ..., dk) has the same bytes as a column-major array of
 # shape (dk, ..., d1), so data is read straight into the reversed shape: no copy, no
-# permutation. Every Julia array in this package lives in that reversed layout (NHWC
+# permutation. Every Julia array of dlrosetta lives in that reversed layout (NHWC
 # images are (C, W, H, N); a canonical conv kernel [kh, kw, in, out] is (out, in, kw, kh)).
+# Twins: python/dlrosetta/npy.py, r/R/npy.R
 
 "An npy file or bundle manifest is missing, malformed, or fails its checksum."
 struct BundleError <: Exception
@@ -56,4 +59,67 @@ function read_npy_header(io::IO, path::AbstractString)
     fortran[1] == "True" && bad("Fortran order (only C order is used)")
     dims = Tuple(parse(Int, d) for d in split(shape[1], ',') if !isempty(strip(d)))
     return T, dims, 10 + header_len
+end
+
+## Bundles
+
+const BUNDLE_FORMAT_VERSION = 1
+const BUNDLE_DTYPES = Dict("float32" => Float32, "int32" => Int32)
+
+"Hex sha256 of a file, streamed (the SHA stdlib reads it in blocks)."
+sha256_file(path::AbstractString) = bytes2hex(open(sha256, path))
+
+function read_manifest(path::AbstractString, kind::AbstractString)
+    isfile(path) || throw(BundleError("bundle manifest not found: $path"))
+    manifest = try
+        read_json(path)
+    catch e
+        e isa JSONError || rethrow()
+        throw(BundleError("bundle manifest $path is not valid JSON: $(e.msg)"))
+    end
+    manifest isa Dict{String,Any} || throw(BundleError("bundle manifest $path is not a JSON object"))
+    format = get(manifest, "format", nothing)
+    format == "dlrosetta.$kind" ||
+        throw(BundleError("$path is a $(repr(format)) manifest, expected \"dlrosetta.$kind\""))
+    version = get(manifest, "format_version", nothing)
+    version == BUNDLE_FORMAT_VERSION ||
+        throw(BundleError("$path: format_version $(repr(version)) is not supported " *
+                          "(this reader knows $BUNDLE_FORMAT_VERSION)"))
+    return manifest
+end
+
+"""
+    read_bundle(manifest_path, kind; names = nothing, verify = true) -> (arrays, manifest)
+
+Arrays (all, or those named) as a `Dict{String,Array}` in the reversed (column-major)
+layout, each checked for sha256 (when `verify`), dtype and shape against the manifest.
+"""
+function read_bundle(manifest_path::AbstractString, kind::AbstractString;
+                     names = nothing, verify::Bool = true)
+    manifest = read_manifest(manifest_path, kind)
+    root = dirname(abspath(manifest_path))
+    entries = Dict{String,Any}(e["name"] => e for e in manifest["arrays"])
+    wanted = names === nothing ? [e["name"] for e in manifest["arrays"]] : collect(String, names)
+    arrays = Dict{String,Array}()
+    for name in wanted
+        haskey(entries, name) || throw(BundleError("$manifest_path: no array named $(repr(name)) " *
+                                                   "(has $(join(sort!(collect(keys(entries))), ", ")))"))
+        entry = entries[name]
+        path = joinpath(root, entry["file"])
+        isfile(path) || throw(BundleError("bundle file missing: $path (listed in $manifest_path)"))
+        if verify
+            digest = sha256_file(path)
+            digest == entry["sha256"] ||
+                throw(BundleError("checksum mismatch for $path: manifest says $(entry["sha256"]), " *
+                                  "file has $digest"))
+        end
+        array = read_npy(path)
+        shape = Tuple(Int.(entry["shape"]))
+        dtype = get(BUNDLE_DTYPES, entry["dtype"], nothing)
+        (reverse(size(array)) == shape && eltype(array) === dtype) ||
+            throw(BundleError("$path: shape/dtype $(reverse(size(array)))/$(eltype(array)) differ " *
+                              "from manifest $shape/$(entry["dtype"])"))
+        arrays[name] = array
+    end
+    return arrays, manifest
 end

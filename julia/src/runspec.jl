@@ -1,8 +1,8 @@
 # The run spec: the one JSON document a stack entry point receives
-# (docs/stack-contract.md, "The run spec").
-# Twins: python/dlrosetta/runspec.py, r/R/runspec.R.
+# (docs/stack-contract.md, "The run spec"; schemas/runspec.schema.json).
+# Twins: python/dlrosetta/runspec.py, r/R/runspec.R
 
-const SPEC_VERSION = 1
+const SPEC_VERSION = 2  # 2: `measurements` replaced `record` (stacks report raw values)
 const CHECKS = (nothing, "step_losses")
 const DEVICES = ("cpu", "gpu", "auto")
 
@@ -26,14 +26,20 @@ Base.@kwdef struct RunSpec
     threads::Int
     seed::Int
     device::String
-    record::String
+    measurements::String
     check::Union{Nothing,String} = nothing
     check_steps::Int = 0
 end
 
 const RUNSPEC_REQUIRED = (:stack, :model, :dataset, :model_config, :training, :shards, :order,
-                          :initial_weights, :init_seed, :threads, :seed, :device, :record)
+                          :initial_weights, :init_seed, :threads, :seed, :device, :measurements)
 
+"""
+    read_runspec(path) -> RunSpec
+
+The run spec at `path`, checked against the contract; any problem is a `RunSpecError`
+naming the file.
+"""
 function read_runspec(path::AbstractString)
     data = try
         read_json(path)
@@ -42,6 +48,10 @@ function read_runspec(path::AbstractString)
         throw(RunSpecError("cannot read run spec $path: $(sprint(showerror, e))"))
     end
     data isa Dict{String,Any} || throw(RunSpecError("run spec $path is not a JSON object"))
+    # The version first: a version 1 spec would otherwise fail on its `record` key.
+    version = get(data, "spec_version", SPEC_VERSION)
+    version == SPEC_VERSION ||
+        throw(RunSpecError("run spec $path has version $(repr(version)); this reader knows $SPEC_VERSION"))
     known = string.(fieldnames(RunSpec))
     unknown = sort!(setdiff(collect(keys(data)), known))
     isempty(unknown) || throw(RunSpecError("run spec $path has unknown keys $unknown"))
@@ -53,8 +63,6 @@ function read_runspec(path::AbstractString)
         e isa MethodError || e isa InexactError || rethrow()
         throw(RunSpecError("run spec $path has a value of the wrong type: $(sprint(showerror, e))"))
     end
-    spec.spec_version == SPEC_VERSION ||
-        throw(RunSpecError("run spec version $(spec.spec_version) is not supported (expected $SPEC_VERSION)"))
     spec.check in CHECKS || throw(RunSpecError("run spec check must be null or \"step_losses\", " *
                                                "got $(repr(spec.check))"))
     spec.device in DEVICES || throw(RunSpecError("run spec device must be cpu, gpu or auto, " *
@@ -66,4 +74,3 @@ end
 epochs(spec::RunSpec) = Int(spec.training["epochs"])
 batch_size(spec::RunSpec) = Int(spec.training["batch_size"])
 optimizer_config(spec::RunSpec) = spec.training["optimizer"]::Dict{String,Any}
-hyperparameters(spec::RunSpec) = (model = spec.model_config, training = spec.training)

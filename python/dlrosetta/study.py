@@ -1,6 +1,6 @@
 """From a validated config to the study's runs and their run specs.
 
-The JSON schema (config/schema.yaml) checks keys and types before any job runs; this
+The JSON schema (schemas/config.schema.yaml) checks keys and types before any job runs; this
 module checks what a schema cannot (a study entry naming an undefined data set, a model
 paired with the wrong kind of data, an unknown stack) and derives each model's config
 from its data set, with errors that name the config key.

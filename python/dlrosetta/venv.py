@@ -9,8 +9,7 @@ of the study goes on, and the next run of the workflow retries the build.
 
 A working environment is never replaced by a failure: the last good manifest is kept
 beside it, and a failed update of a working environment keeps it in use, saying so in
-`update_failed`. A rebuild that changes nothing keeps the manifest's mtime, so the
-stacks' records, which depend on it, are not rerun.
+`update_failed`.
 """
 from __future__ import annotations
 
@@ -62,13 +61,9 @@ def build_keeping_last_ok(requirements: Path, env_dir: Path, log) -> dict:
     previous = json.loads(last_ok.read_text()) if last_ok.is_file() else None
     if info["status"] != "ok" and previous and python_of(env_dir).exists():
         info = {**previous, "update_failed": info["reason"]}
-        write_json_atomic(env_dir / MANIFEST, info)
-    elif info["status"] == "ok" and info == previous:
-        shutil.copy2(last_ok, env_dir / MANIFEST)  # same content, same mtime
-    else:
-        write_json_atomic(env_dir / MANIFEST, info)
-        if info["status"] == "ok":
-            shutil.copy2(env_dir / MANIFEST, last_ok)
+    write_json_atomic(env_dir / MANIFEST, info)
+    if info["status"] == "ok" and "update_failed" not in info:
+        shutil.copy2(env_dir / MANIFEST, last_ok)
     return info
 
 

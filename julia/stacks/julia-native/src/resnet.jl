@@ -1,58 +1,7 @@
-# ResNet v1 for CIFAR (He et al. 2016, section 4.2; docs/models.md) on layers.jl.
-# Twins: python/dlrosetta/models/spec.py (resnet_spec), python/dlrosetta/stacks/*/resnet.py,
-# r/R/resnet.R.
-
-Base.@kwdef struct ResNetConfig
-    depth::Int = 20
-    width::Int = 16
-    shortcut::String = "A"
-    num_classes::Int = 10
-    image_size::Int = 32
-    channels::Int = 3
-end
-
-"From a run spec's `model_config`."
-ResNetConfig(c::AbstractDict) =
-    ResNetConfig(depth = c["depth"], width = c["width"], shortcut = c["shortcut"],
-                 num_classes = c["num_classes"], image_size = get(c, "image_size", 32),
-                 channels = get(c, "channels", 3))
-
-function blocks_per_stage(depth::Int)
-    (depth >= 8 && (depth - 2) % 6 == 0) ||
-        throw(ArgumentError("resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got $depth"))
-    return (depth - 2) ÷ 6
-end
-
-conv_spec(name, k, cin, cout) = ParamSpec("$name.kernel", (k, k, cin, cout), :he_uniform)
-bn_specs(name, c) = [ParamSpec("$name.gamma", (c,), :ones), ParamSpec("$name.beta", (c,), :zeros),
-                     ParamSpec("$name.moving_mean", (c,), :zeros; trainable = false),
-                     ParamSpec("$name.moving_variance", (c,), :ones; trainable = false)]
-
-"""
-The blocks as (name, filters, downsamples): stage s (1..3) has width*2^(s-1) filters;
-stages 2 and 3 halve the resolution in their first block.
-"""
-resnet_blocks(cfg::ResNetConfig) =
-    [("stage$stage.block$block", cfg.width * 2^(stage - 1), stage > 1 && block == 1)
-     for stage in 1:3 for block in 1:blocks_per_stage(cfg.depth)]
-
-"Every tensor, in the order of python/dlrosetta/models/spec.py."
-function resnet_spec(cfg::ResNetConfig)
-    cfg.shortcut in ("A", "B") || throw(ArgumentError("resnet shortcut must be \"A\" or \"B\", got $(repr(cfg.shortcut))"))
-    specs = [conv_spec("stem.conv", 3, cfg.channels, cfg.width); bn_specs("stem.bn", cfg.width)]
-    cin = cfg.width
-    for (prefix, cout, down) in resnet_blocks(cfg)
-        append!(specs, [conv_spec("$prefix.conv1", 3, cin, cout); bn_specs("$prefix.bn1", cout);
-                        conv_spec("$prefix.conv2", 3, cout, cout); bn_specs("$prefix.bn2", cout)])
-        if down && cfg.shortcut == "B"
-            append!(specs, [conv_spec("$prefix.shortcut.conv", 1, cin, cout); bn_specs("$prefix.shortcut.bn", cout)])
-        end
-        cin = cout
-    end
-    push!(specs, ParamSpec("head.dense.kernel", (cin, cfg.num_classes), :glorot_uniform),
-          ParamSpec("head.dense.bias", (cfg.num_classes,), :zeros))
-    return specs
-end
+# ResNet v1 for CIFAR (He et al. 2016, section 4.2; docs/models.md) on this stack's
+# layers: the model of DLRosetta's model_spec(::ResNetConfig), built from its tensors,
+# with predict! and backward!.
+# Twins: python/dlrosetta/stacks/pytorch/resnet.py, r/stacks/r-keras/R/resnet.R
 
 ## Shortcuts
 
@@ -177,7 +126,7 @@ end
 
 "A ResNet with buffers for batches of up to `batch` images; weights as `Parameters` initialise them."
 function ResNet{T}(cfg::ResNetConfig, batch::Int) where {T}
-    p = Parameters{T}(resnet_spec(cfg))
+    p = Parameters{T}(model_spec(cfg))
     conv(name, size; stride = 1) = Conv(p.arrays["$name.kernel"], p.grads["$name.kernel"], size, size;
                                         batch = batch, stride = stride)
     bn(name; relu) = BatchNorm(p.arrays["$name.gamma"], p.arrays["$name.beta"], p.grads["$name.gamma"],
@@ -190,12 +139,10 @@ function ResNet{T}(cfg::ResNetConfig, batch::Int) where {T}
     hw = cfg.image_size
     stem_conv = conv("stem.conv", hw)
     blocks = Block{T}[]
-    cin = cfg.width
-    for (prefix, cout, down) in resnet_blocks(cfg)
-        stride = down ? 2 : 1
+    for (prefix, cin, cout, stride) in resnet_blocks(cfg)
         conv1 = conv("$prefix.conv1", hw; stride = stride)
         out = conv1.out_w
-        shortcut = if !down
+        shortcut = if stride == 1
             IdentityShortcut()
         elseif cfg.shortcut == "A"
             PadShortcut{T}(buffer(cout, out), (cout - cin) ÷ 2)
@@ -209,16 +156,16 @@ function ResNet{T}(cfg::ResNetConfig, batch::Int) where {T}
                                bn("$prefix.bn2"; relu = true), shortcut,
                                buffer(cout, out), buffer(cout, out), buffer(cout, out), buffer(cout, out),
                                g1, g2, buffer(cin, hw)))
-        cin, hw = cout, out
+        hw = out
     end
     dense = Dense{T}(p.arrays["head.dense.kernel"], p.arrays["head.dense.bias"],
                      p.grads["head.dense.kernel"], p.grads["head.dense.bias"])
-    K = cfg.num_classes
+    C, K = blocks[end].conv2.cout, cfg.num_classes
     return ResNet{T}(cfg, p, batch, buffer(cfg.channels, cfg.image_size), zeros(Int32, batch),
                      stem_conv, bn("stem.bn"; relu = true), buffer(cfg.width, cfg.image_size),
                      buffer(cfg.width, cfg.image_size), blocks, dense,
-                     zeros(T, cin, batch), zeros(T, cin, batch), zeros(T, K, batch), zeros(T, K, batch),
-                     buffer(cin, hw))
+                     zeros(T, C, batch), zeros(T, C, batch), zeros(T, K, batch), zeros(T, K, batch),
+                     buffer(C, hw))
 end
 
 "The batch buffer `gather!` (train.jl) copies images into."

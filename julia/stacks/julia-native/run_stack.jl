@@ -1,13 +1,14 @@
-# Entry point of the julia-native stack (docs/stack-contract.md):
-#   julia --project=julia --startup-file=no julia/bin/run_stack.jl RUN_SPEC.json
-# Twins: python/dlrosetta/stacks/base.py (main), r/inst/run_stack.R.
-
-using LinearAlgebra
-
+# Entry point of the julia-native stack (stack.yaml; docs/stack-contract.md):
+#   julia --project=julia/stacks/julia-native --startup-file=no julia/stacks/julia-native/run_stack.jl RUN_SPEC.json
+#
 # Debian's Julia 1.5.3 ships OpenBLAS 0.3.9, which predates Zen 3/4 and falls back to its
 # SSE-era kernels there ("Barcelona"), at well under half the speed. OpenBLAS reads
 # OPENBLAS_CORETYPE only while loading, so on a CPU with AVX2 and FMA the script runs
 # itself once more with the Haswell kernels, which every such CPU executes.
+# Twins: python/dlrosetta/stacks/pytorch/__main__.py, r/stacks/r-keras/run_stack.R
+
+using LinearAlgebra
+
 const AVX2_CORES = ("haswell", "zen", "skylakex", "cooperlake", "sapphirerapids")
 const REEXEC_VARIABLE = "DLROSETTA_JULIA_PARENT"
 
@@ -31,7 +32,7 @@ if blas_needs_coretype()
     exit(child.termsignal != 0 ? 128 + child.termsignal : child.exitcode)  # as a shell reports it
 end
 
-using DLRosetta
+using JuliaNative
 
 # After a re-execution, start-up counts from the first process (the one the launcher started).
-exit(DLRosetta.main(ARGS; startup_pid = parse(Int, get(ENV, REEXEC_VARIABLE, string(getpid())))))
+exit(JuliaNative.main(ARGS; startup_pid = parse(Int, get(ENV, REEXEC_VARIABLE, string(getpid())))))

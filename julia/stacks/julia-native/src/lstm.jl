@@ -1,8 +1,6 @@
 # LSTM sentiment classifier (docs/models.md): embedding -> one LSTM (gate order i, f, g, o,
-# one bias, zero initial state, no masking) -> last hidden state -> dense -> softmax.
-# Backward is backpropagation through time.
-# Twins: python/dlrosetta/models/spec.py (lstm_spec), python/dlrosetta/stacks/*/lstm.py,
-# r/R/lstm.R.
+# one bias, zero initial state, no masking) -> last hidden state -> dense -> softmax; the
+# model of DLRosetta's model_spec(::LSTMConfig). Backward is backpropagation through time.
 #
 # Features run down columns: the canonical kernels [in, 4u], [u, 4u] read reversed are
 # (4u, in), (4u, u), so z = Wx x + Wh h + b is plain GEMMs. The batch is cut into one
@@ -10,30 +8,7 @@
 # synchronisation per step; within a slice, column b + bw*(t-1) of its buffers is sequence
 # b at step t, so the input projection of all steps is one GEMM and each step's columns
 # are contiguous.
-
-Base.@kwdef struct LSTMConfig
-    vocab_size::Int
-    embedding_dim::Int = 125
-    units::Int = 100
-    maxlen::Int
-    num_classes::Int = 2
-end
-
-"From a run spec's `model_config`."
-LSTMConfig(c::AbstractDict) =
-    LSTMConfig(vocab_size = c["vocab_size"], embedding_dim = c["embedding_dim"], units = c["units"],
-               maxlen = c["maxlen"], num_classes = c["num_classes"])
-
-"Every tensor, in the order of python/dlrosetta/models/spec.py."
-function lstm_spec(cfg::LSTMConfig)
-    V, E, H, K = cfg.vocab_size, cfg.embedding_dim, cfg.units, cfg.num_classes
-    return [ParamSpec("embedding.embeddings", (V, E), :uniform; limit = 0.05),
-            ParamSpec("lstm.kernel", (E, 4H), :uniform; limit = 1 / sqrt(H)),
-            ParamSpec("lstm.recurrent_kernel", (H, 4H), :uniform; limit = 1 / sqrt(H)),
-            ParamSpec("lstm.bias", (4H,), :lstm_bias),
-            ParamSpec("head.dense.kernel", (H, K), :glorot_uniform),
-            ParamSpec("head.dense.bias", (K,), :zeros)]
-end
+# Twins: python/dlrosetta/stacks/pytorch/lstm.py, r/stacks/r-keras/R/lstm.R
 
 "One slice's buffers (kept from forward to backward), sized for a whole batch so any slice fits."
 struct LSTMSlice{T}
@@ -80,7 +55,7 @@ struct LSTMNet{T} <: Model{T}
 end
 
 function LSTMNet{T}(cfg::LSTMConfig, batch::Int) where {T}
-    p = Parameters{T}(lstm_spec(cfg))
+    p = Parameters{T}(model_spec(cfg))
     a, g = p.arrays, p.grads
     H, K = cfg.units, cfg.num_classes
     dense = Dense{T}(a["head.dense.kernel"], a["head.dense.bias"], g["head.dense.kernel"], g["head.dense.bias"])

@@ -1,7 +1,8 @@
 # Process measurements every language takes the same way (docs/record.md): peak_rss_mb
 # is VmHWM from /proc/self/status; startup is the process's age from /proc/<pid>/stat, so
-# interpreter start, package loading and compilation before the first epoch all count.
-# Twins: python/dlrosetta/runtime.py, r/R/timing.R.
+# interpreter start, package loading and compilation before the first epoch all count;
+# the stopwatch times epochs on the monotonic clock.
+# Twins: python/dlrosetta/stopwatch.py, r/R/stopwatch.R
 
 "Peak resident memory of this process in MiB (the kernel's high-water mark)."
 function peak_rss_mb()

@@ -1,7 +1,8 @@
-# The stack's run: read the spec, shards, order and weights; train epoch by epoch in the
-# order file's batch order, timing each epoch (first epoch kept apart: it includes
-# Julia's compilation); evaluate; write the record, or in check mode the step losses.
-# Twins: python/dlrosetta/stacks/base.py, r/R/train.R.
+# The stack's run: read the spec, shards, order and weights (DLRosetta); train epoch by
+# epoch in the order file's batch order, timing every epoch (the first includes Julia's
+# compilation); evaluate; write the raw measurements, or in check mode the step losses.
+# Statistics over the epochs are the launcher's.
+# Twins: python/dlrosetta/stacks/train.py, r/stacks/r-keras/R/train.R
 
 """
 Copy the samples (last axis: images or token sequences) and labels at 0-based indices
@@ -17,8 +18,8 @@ function gather!(m::Model, x::Array, y::Vector{Int32}, idx::AbstractVector{<:Int
     return m
 end
 
-"One optimiser step on the batch at 0-based training indices `idx`; returns its loss."
-function train_step!(m::Model, opt::Optimiser, x::Array, y::Vector{Int32}, idx::AbstractVector{<:Integer})
+"One optimizer step on the batch at 0-based training indices `idx`; returns its loss."
+function train_step!(m::Model, opt::Optimizer, x::Array, y::Vector{Int32}, idx::AbstractVector{<:Integer})
     n = length(idx)
     gather!(m, x, y, idx)
     loss = softmax_xent!(m.dlogits, predict!(m, n, true), m.labels, n)
@@ -27,14 +28,8 @@ function train_step!(m::Model, opt::Optimiser, x::Array, y::Vector{Int32}, idx::
     return loss
 end
 
-"The epoch's batches: its permutation (a column of the order file) cut into full batches."
-function epoch_batches(order::Matrix{Int32}, epoch::Int, batch::Int)
-    steps = size(order, 1) ÷ batch
-    return reshape(view(order, 1:steps * batch, epoch + 1), batch, steps)
-end
-
 "One epoch: a step per batch (columns of `batches`); returns the mean loss."
-function train!(m::Model, opt::Optimiser, x::Array, y::Vector{Int32}, batches::AbstractMatrix{<:Integer})
+function train!(m::Model, opt::Optimizer, x::Array, y::Vector{Int32}, batches::AbstractMatrix{<:Integer})
     total = 0.0
     for k in 1:size(batches, 2)
         total += train_step!(m, opt, x, y, view(batches, :, k))
@@ -52,28 +47,6 @@ function evaluate(m::Model, x::Array, y::Vector{Int32})
     end
     return correct / N
 end
-
-"The model config of the spec, validated by building its tensor list."
-function model_config(spec::RunSpec)
-    config = try
-        spec.model == "resnet" ? ResNetConfig(spec.model_config) :
-        spec.model == "lstm" ? LSTMConfig(spec.model_config) : nothing
-    catch e
-        e isa Union{KeyError,MethodError,InexactError} || rethrow()
-        throw(RunSpecError("run spec model_config for $(spec.model) is invalid: $(sprint(showerror, e))"))
-    end
-    config === nothing && throw(RunSpecError("unknown model $(repr(spec.model)); expected \"resnet\" or \"lstm\""))
-    try
-        model_specs(config)
-    catch e
-        e isa ArgumentError || rethrow()
-        throw(RunSpecError("run spec model_config for $(spec.model): $(e.msg)"))
-    end
-    return config
-end
-
-model_specs(cfg::ResNetConfig) = resnet_spec(cfg)
-model_specs(cfg::LSTMConfig) = lstm_spec(cfg)
 
 "A model for batches of up to `batch` samples (weights still to be loaded)."
 build_model(cfg::ResNetConfig, batch::Int, ::Type{T} = Float32) where {T} = ResNet{T}(cfg, batch)
@@ -107,15 +80,6 @@ function data_problem(m::LSTMNet, s::Shards)
     return nothing
 end
 
-function read_order(path::AbstractString, epochs::Int, samples::Int)
-    order = read_npy(path)
-    (order isa Matrix{Int32} && size(order, 2) >= epochs && size(order, 1) == samples) ||
-        throw(BundleError("epoch order $path has $(eltype(order)) shape $(reverse(size(order))); need int32 " *
-                          "[E >= $epochs, $samples]"))
-    all(i -> 0 <= i < samples, order) || throw(BundleError("epoch order $path has indices outside 0..$(samples - 1)"))
-    return order
-end
-
 "Version of the OpenBLAS that Julia's LinearAlgebra calls, and the kernels it picked."
 function blas_description()
     BLAS.vendor() in (:openblas, :openblas64) || return string(BLAS.vendor())
@@ -128,11 +92,7 @@ function blas_description()
     return "OpenBLAS $(split(unsafe_string(config))[2]) ($(unsafe_string(core)) kernels)"
 end
 
-framework_version() = "DLRosetta.jl $(PACKAGE_VERSION), $(blas_description())"
-
-thread_notes(what::AbstractString) =
-    workers() > 1 ? "$(workers()) Julia threads split the $what, single-threaded OpenBLAS in each" :
-                    "one Julia thread, OpenBLAS with $(BLAS_THREADS[]) threads"
+framework_version() = "JuliaNative.jl $(PACKAGE_VERSION), $(blas_description())"
 
 """
     run_stack(spec; startup_pid = getpid())
@@ -142,27 +102,27 @@ the process whose age counts as start-up (the entry script's parent when it re-e
 itself).
 """
 function run_stack(spec::RunSpec; startup_pid::Integer = getpid())
-    # As the Python stacks do (stacks/base.py pick_accelerator): "gpu" without one fails.
+    # As the Python stacks do: "gpu" without one fails.
     spec.device == "gpu" && throw(RunSpecError("the run spec asks for a GPU, but julia-native runs on the CPU only"))
     set_threads!(spec.threads)
     config = model_config(spec)
-    specs = model_specs(config)
-    model = build_model(config, batch_size(spec))
-    weights = spec.initial_weights === nothing ? draw_weights(specs, spec.init_seed) :
-                                                 read_initial_weights(spec.initial_weights, specs)
+    mspec = model_spec(config)
+    batch = batch_size(spec)
+    model = build_model(config, batch)
+    weights = spec.initial_weights === nothing ? initial_weights(mspec, spec.init_seed) :
+                                                 read_initial_weights(spec.initial_weights, mspec)
     load_weights!(model.params, weights)
     shards = read_shards(spec.shards)
     check_data(model, shards, spec.shards)
     order = read_order(spec.order, spec.check === nothing ? epochs(spec) : 1, length(shards.y_train))
-    opt = optimiser(optimizer_config(spec), parameter_count(model.params), Float32)
-    batch = batch_size(spec)
+    opt = optimizer(optimizer_config(spec), parameter_count(model.params), Float32)
 
     if spec.check == "step_losses"
         batches = epoch_batches(order, 0, batch)
         steps = min(spec.check_steps, size(batches, 2))
         losses = [train_step!(model, opt, shards.x_train, shards.y_train, view(batches, :, k)) for k in 1:steps]
-        write_json_atomic(spec.record, (check = spec.check, stack = spec.stack, losses = losses,
-                                        parameter_count = parameter_count(model.params)))
+        write_json_atomic(spec.measurements, (check = spec.check, stack = spec.stack, losses = losses,
+                                              parameter_count = parameter_count(model.params)))
         return nothing
     end
 
@@ -178,31 +138,27 @@ function run_stack(spec::RunSpec; startup_pid::Integer = getpid())
     end
     accuracy, eval_seconds = stopwatch(() -> evaluate(model, shards.x_test, shards.y_test))
 
-    samples = length(epoch_batches(order, 0, batch))
-    record = Record(; status = "ok", stack = spec.stack, framework_version = framework_version(),
-                    model = spec.model, dataset = spec.dataset, hyperparameters = hyperparameters(spec),
-                    threads = spec.threads, seed = spec.seed, device = "cpu",
-                    shards_sha256 = shards.manifest_sha256,
-                    initial_weights_sha256 = spec.initial_weights === nothing ? nothing :
-                                             sha256_file(spec.initial_weights),
-                    parameter_count = parameter_count(model.params), train_loss_per_epoch = losses,
-                    final_train_loss = losses[end], test_accuracy = accuracy, eval_seconds = eval_seconds,
-                    startup_seconds = startup, peak_rss_mb = peak_rss_mb(), fused_kernel = false,
-                    kernel_notes = kernel_notes(model), timing_fields(epoch_seconds, samples)...)
-    write_record(spec.record, record)
-    return record
+    write_measurements(spec.measurements; status = "ok", stack = spec.stack, model = spec.model,
+                       dataset = spec.dataset, framework_version = framework_version(), device = "cpu",
+                       parameter_count = parameter_count(model.params), epoch_seconds = epoch_seconds,
+                       train_loss_per_epoch = losses, test_accuracy = accuracy, eval_seconds = eval_seconds,
+                       startup_seconds = startup, peak_rss_mb = peak_rss_mb(), fused_kernel = false,
+                       kernel_notes = kernel_notes(model))
+    return nothing
 end
+
+const USAGE = "usage: julia --project=julia/stacks/julia-native --startup-file=no " *
+              "julia/stacks/julia-native/run_stack.jl RUN_SPEC.json"
 
 """
     main(args) -> exit code
 
-`julia --project=julia --startup-file=no julia/bin/run_stack.jl RUN_SPEC.json`. Bad
-input (spec, shards, weights, order) ends with its message and exit code 1; the
-launcher then writes a `failed` record holding it.
+The entry point's work (run_stack.jl). Bad input (spec, shards, weights, order) ends
+with its message and exit code 1; the launcher then writes a `failed` record holding it.
 """
 function main(args::Vector{String}; startup_pid::Integer = getpid())
     if length(args) != 1
-        println(stderr, "usage: julia --project=julia --startup-file=no julia/bin/run_stack.jl RUN_SPEC.json")
+        println(stderr, USAGE)
         return 2
     end
     try

@@ -1,12 +1,13 @@
-# One thread budget for the whole process (docs/stack-contract.md, "Threads").
-# Twins: python/dlrosetta/threads.py (the environment every stack gets) and the framework
-# setters in python/dlrosetta/stacks/base.py.
+# One thread budget for the whole process (docs/stack-contract.md, "Threads"). Python's
+# threads.py sets the environment every stack gets (JULIA_NUM_THREADS among it); this
+# file splits the budget between Julia threads and OpenBLAS.
 #
-# Work runs on Julia threads (JULIA_NUM_THREADS, set by the launcher), each calling
-# single-threaded OpenBLAS on its share, so im2col, batch norm and the LSTM cell run in
-# parallel too, not only the GEMMs. When Julia has one thread, OpenBLAS gets the whole
-# budget instead. Either way the process computes on at most `threads` cores. Layers
-# allocate per-worker scratch when built, so set_threads! comes before building a model.
+# Work runs on Julia threads, each calling single-threaded OpenBLAS on its share, so
+# im2col, batch norm and the LSTM cell run in parallel too, not only the GEMMs. When
+# Julia has one thread, OpenBLAS gets the whole budget instead. Either way the process
+# computes on at most `threads` cores. Layers allocate per-worker scratch when built, so
+# set_threads! comes before building a model.
+# Twins: python/dlrosetta/threads.py
 
 const WORKERS = Ref(1)
 const BLAS_THREADS = Ref(1)  # what set_threads! gave OpenBLAS (Julia 1.5 cannot ask it)
@@ -55,3 +56,8 @@ function parallel(f, n::Int)
     foreach(wait, helpers)
     return nothing
 end
+
+"How the threads are used, for the measurements' kernel notes."
+thread_notes(what::AbstractString) =
+    workers() > 1 ? "$(workers()) Julia threads split the $what, single-threaded OpenBLAS in each" :
+                    "one Julia thread, OpenBLAS with $(BLAS_THREADS[]) threads"

@@ -1,18 +1,18 @@
-# Optimisers over a model's flat parameter and gradient vectors (weights.jl), as
-# docs/models.md states them.
-# Twins: torch.optim.SGD / Adam in python/dlrosetta/stacks/pytorch, keras.optimizers in
-# python/dlrosetta/stacks/keras, r/R/train.R.
+# The run spec's `training.optimizer`: SGD with momentum and Adam as docs/models.md states
+# them, one loop over a model's flat parameter and gradient vectors (parameters.jl). The
+# frameworks' built-in counterparts: torch.optim.SGD and Adam, keras.optimizers.SGD and Adam.
+# Twins: none
 
-abstract type Optimiser end
+abstract type Optimizer end
 
-const OPTIMISER_ITEM = 1 << 15  # parameters per unit of parallel work
-item_range(n::Int, k::Int) = (k - 1) * OPTIMISER_ITEM + 1:min(k * OPTIMISER_ITEM, n)
+const OPTIMIZER_ITEM = 1 << 15  # parameters per unit of parallel work
+item_range(n::Int, k::Int) = (k - 1) * OPTIMIZER_ITEM + 1:min(k * OPTIMIZER_ITEM, n)
 
 """
 SGD with heavy-ball momentum, no Nesterov, no weight decay: `v = m*v + g; w -= lr*v`
 (PyTorch's form; Keras's `v = m*v - lr*g; w += v` is the same for a constant rate).
 """
-struct SGD{T} <: Optimiser
+struct SGD{T} <: Optimizer
     lr::T
     momentum::T
     velocity::Vector{T}
@@ -23,7 +23,7 @@ SGD(n::Int, ::Type{T}; lr, momentum) where {T} = SGD{T}(T(lr), T(momentum), zero
 Adam in the form docs/models.md fixes for every stack (Keras's and TensorFlow's, epsilon
 added to the uncorrected sqrt(v)): `w -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)`.
 """
-mutable struct Adam{T} <: Optimiser
+mutable struct Adam{T} <: Optimizer
     lr::Float64
     beta1::Float64
     beta2::Float64
@@ -36,7 +36,7 @@ Adam(n::Int, ::Type{T}; lr, beta1, beta2, epsilon) where {T} =
     Adam{T}(lr, beta1, beta2, epsilon, zeros(T, n), zeros(T, n), 0)
 
 "The run spec's `training.optimizer` for `n` parameters of type T."
-function optimiser(config::AbstractDict, n::Int, ::Type{T}) where {T}
+function optimizer(config::AbstractDict, n::Int, ::Type{T}) where {T}
     name = config["name"]
     name == "sgd" && return SGD(n, T; lr = config["learning_rate"], momentum = config["momentum"])
     name == "adam" && return Adam(n, T; lr = config["learning_rate"], beta1 = config["beta_1"],
@@ -46,7 +46,7 @@ end
 
 function update!(opt::SGD{T}, w::Vector{T}, g::Vector{T}) where {T}
     lr, mom, vel = opt.lr, opt.momentum, opt.velocity
-    parallel(cld(length(w), OPTIMISER_ITEM)) do _, k
+    parallel(cld(length(w), OPTIMIZER_ITEM)) do _, k
         @inbounds @simd for i in item_range(length(w), k)
             vel[i] = mom * vel[i] + g[i]
             w[i] -= lr * vel[i]
@@ -61,7 +61,7 @@ function update!(opt::Adam{T}, w::Vector{T}, g::Vector{T}) where {T}
     step = T(opt.lr * sqrt(1 - opt.beta2^opt.t) / (1 - opt.beta1^opt.t))
     eps = T(opt.epsilon)
     m, v = opt.m, opt.v
-    parallel(cld(length(w), OPTIMISER_ITEM)) do _, k
+    parallel(cld(length(w), OPTIMIZER_ITEM)) do _, k
         @inbounds @simd for i in item_range(length(w), k)
             m[i] += (1 - b1) * (g[i] - m[i])
             v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]

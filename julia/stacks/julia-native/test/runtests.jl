@@ -1,0 +1,360 @@
+# Tests of the julia-native stack:
+#   julia --project=julia/stacks/julia-native --startup-file=no julia/stacks/julia-native/test/runtests.jl
+# Every layer's gradient against central differences in Float64, forward passes against
+# direct definitions, whole models' gradients, training progress, and whole runs of the
+# entry point's code path. The shared library's readers and writers are tested in
+# julia/test/runtests.jl; cross-language agreement (first losses vs NumPy and PyTorch) in
+# tests/test_cross_stack.py and tests/test_julia_stack.py.
+# Twins: tests/test_julia_stack.py
+
+using Test, Random
+using DLRosetta, JuliaNative
+const J = JuliaNative
+
+include(joinpath(dirname(pathof(DLRosetta)), "..", "test", "fixtures.jl"))
+
+"Central differences of `loss()` w.r.t. entries `idx` of `p` (restored afterwards)."
+function numeric_grad(loss, p::AbstractArray{Float64}, idx; h = 1e-6)
+    return map(idx) do i
+        old = p[i]
+        p[i] = old + h
+        up = loss()
+        p[i] = old - h
+        down = loss()
+        p[i] = old
+        (up - down) / 2h
+    end
+end
+
+"Compare an analytic gradient with central differences at up to `k` random entries."
+function check_grad(loss, p::AbstractArray{Float64}, analytic::AbstractArray{Float64};
+                    k = 16, rng = MersenneTwister(7), rtol = 1e-5)
+    idx = length(p) <= k ? collect(eachindex(p)) : rand(rng, eachindex(p), k)
+    expected = analytic[idx]   # read before the perturbations overwrite the layer's buffers
+    numeric = numeric_grad(loss, p, idx)
+    ok = isapprox(expected, numeric; rtol = rtol, atol = 1e-9)
+    ok || @info "gradient mismatch" expected numeric
+    return ok
+end
+
+"Loss of the model on its current batch, training mode."
+model_loss(m) = J.softmax_xent!(m.dlogits, predict!(m, m.batch, true), m.labels, m.batch)
+
+"Gradient check of `m` on batch (x, y) at a few entries of every trainable tensor."
+function check_model_grads(m, x, y)
+    gather!(m, x, y, 0:m.batch - 1)
+    model_loss(m)
+    backward!(m, m.batch)
+    grads = Dict(k => copy(v) for (k, v) in m.params.grads)
+    bad = [p.name for p in m.params.spec.params if p.trainable &&
+           !check_grad(() -> model_loss(m), m.params.arrays[p.name], grads[p.name]; k = 3)]
+    isempty(bad) || @info "gradient mismatch" bad
+    return isempty(bad), grads
+end
+
+function small_resnet(shortcut; batch = 4)
+    cfg = ResNetConfig(depth = 8, width = 4, shortcut = shortcut, num_classes = 3, image_size = 8)
+    m = ResNet{Float64}(cfg, batch)
+    load_weights!(m.params, initial_weights(model_spec(cfg), 5))
+    rng = MersenneTwister(6)
+    for p in m.params.spec.params   # BN gammas away from their initial ones
+        p.trainable && p.init === :ones && (m.params.arrays[p.name] .+= 0.2 .* randn(rng, size(m.params.arrays[p.name])))
+    end
+    return m
+end
+
+function small_lstm(; batch = 3)
+    cfg = LSTMConfig(vocab_size = 7, embedding_dim = 3, units = 4, maxlen = 5, num_classes = 2)
+    m = LSTMNet{Float64}(cfg, batch)
+    load_weights!(m.params, initial_weights(model_spec(cfg), 5))
+    m.params.arrays["lstm.bias"] .+= 0.3 .* randn(MersenneTwister(6), 16)
+    return m
+end
+
+const TMP = mktempdir()
+
+@testset "julia-native" begin
+
+    ## Parameters: the model's storage of its spec's tensors
+
+    @testset "parameters" begin
+        m = ResNet{Float32}(ResNetConfig(depth = 8, width = 16), 2)
+        @test parameter_count(m.params) == 75290 == parameter_count(m.params.spec)
+        @test sum(length(m.params.arrays[p.name]) for p in m.params.spec.params if p.trainable) == 75290
+        # Trainable tensors are windows onto the flat vector the optimizer updates.
+        m.params.flat .= 0
+        @test all(iszero, m.params.arrays["stem.conv.kernel"])
+        @test !any(p -> p.name == "stem.bn.moving_mean" && p.trainable, m.params.spec.params)
+
+        cfg = LSTMConfig(vocab_size = 50, embedding_dim = 4, units = 3, maxlen = 5)
+        spec = model_spec(cfg)
+        w = initial_weights(spec, 1)
+        lm = LSTMNet{Float32}(cfg, 2)
+        load_weights!(lm.params, read_initial_weights(write_weights(joinpath(TMP, "weights"), spec, w), spec))
+        @test lm.wx == w["lstm.kernel"] && lm.params.arrays["head.dense.bias"] == w["head.dense.bias"]
+        @test lm.params.flat[1:length(lm.emb)] == vec(w["embedding.embeddings"])
+    end
+
+    ## Layers: forward against definitions, backward against central differences (Float64)
+
+    @testset "conv" begin
+        rng = MersenneTwister(1)
+        for (k, stride, W, H, chunk) in ((3, 1, 5, 6, 1), (3, 2, 6, 5, 2), (1, 2, 6, 6, 2), (3, 1, 4, 4, 0))
+            cin, cout, n = 3, 4, 3
+            w = randn(rng, cout, cin, k, k)
+            dw = zeros(size(w))
+            c = J.Conv(w, dw, W, H; batch = n, stride = stride, chunk = chunk)
+            x = randn(rng, cin, W, H, n)
+            y = zeros(cout, c.out_w, c.out_h, n)
+            J.conv_forward!(y, c, x, n)
+            p = (k - 1) ÷ 2
+            direct = [sum(w[co, ci, kx, ky] * x[ci, (ox - 1) * stride - p + kx, (oy - 1) * stride - p + ky, i]
+                          for ci in 1:cin, kx in 1:k, ky in 1:k
+                          if 1 <= (ox - 1) * stride - p + kx <= W && 1 <= (oy - 1) * stride - p + ky <= H)
+                      for co in 1:cout, ox in 1:c.out_w, oy in 1:c.out_h, i in 1:n]
+            @test size(y) == (cout, cld(W, stride), cld(H, stride), n) && y ≈ direct
+
+            R = randn(rng, size(y))
+            loss() = (J.conv_forward!(y, c, x, n); sum(R .* y))
+            dx = zeros(size(x))
+            J.conv_backward!(dx, c, x, R, n)
+            @test check_grad(loss, x, dx)
+            @test check_grad(loss, w, copy(dw))
+            acc = ones(size(x))
+            J.conv_backward!(acc, c, x, R, n; accumulate = true)
+            @test acc ≈ dx .+ 1
+        end
+    end
+
+    @testset "batch norm (+ residual, + relu)" begin
+        rng = MersenneTwister(2)
+        C, W, H, n = 3, 4, 5, 2
+        for relu in (true, false), with_residual in (false, true)
+            gamma, beta = 1 .+ 0.1 .* randn(rng, C), 0.1 .* randn(rng, C)
+            dgamma, dbeta = zeros(C), zeros(C)
+            mm, mv = zeros(C), ones(C)
+            bn = J.BatchNorm(gamma, beta, dgamma, dbeta, mm, mv; relu = relu, batch = n)
+            x = 2 .+ randn(rng, C, W, H, n)
+            residual = with_residual ? randn(rng, C, W, H, n) : nothing
+            y = zeros(C, W, H, n)
+            J.batchnorm_forward!(y, bn, x, n, true; residual = residual)
+            mu = vec(sum(x; dims = (2, 3, 4))) ./ (W * H * n)
+            var = vec(sum((x .- mu) .^ 2; dims = (2, 3, 4))) ./ (W * H * n)
+            pre = gamma .* (x .- mu) ./ sqrt.(var .+ 1e-5) .+ beta .+ something(residual, 0)
+            @test y ≈ (relu ? max.(pre, 0) : pre)
+            @test mm ≈ 0.1 .* mu && mv ≈ 0.9 .+ 0.1 .* var
+
+            R = randn(rng, C, W, H, n)
+            loss() = (J.batchnorm_forward!(y, bn, x, n, true; residual = residual); sum(R .* y))
+            dy, dx = copy(R), zeros(C, W, H, n)
+            J.batchnorm_backward!(dx, bn, x, y, dy, n)
+            @test check_grad(loss, x, dx)
+            @test check_grad(loss, gamma, copy(dgamma))
+            @test check_grad(loss, beta, copy(dbeta))
+            with_residual && @test check_grad(loss, residual, dy)   # dy now holds the residual's gradient
+
+            # Inference uses the moving statistics.
+            J.batchnorm_forward!(y, bn, x, n, false; residual = residual)
+            pre = gamma .* (x .- mm) ./ sqrt.(mv .+ 1e-5) .+ beta .+ something(residual, 0)
+            @test y ≈ (relu ? max.(pre, 0) : pre)
+        end
+    end
+
+    @testset "pooling, dense, softmax cross-entropy, embedding" begin
+        rng = MersenneTwister(3)
+        x = randn(rng, 4, 3, 2, 5)
+        pooled = zeros(4, 5)
+        J.avgpool_forward!(pooled, x, 5)
+        @test pooled ≈ dropdims(sum(x; dims = (2, 3)); dims = (2, 3)) ./ 6
+        R = randn(rng, 4, 5)
+        dx = similar(x)
+        J.avgpool_backward!(dx, R, 5)
+        @test check_grad(() -> (J.avgpool_forward!(pooled, x, 5); sum(R .* pooled)), x, dx)
+
+        w, b = randn(rng, 3, 4), randn(rng, 3)
+        d = J.Dense{Float64}(w, b, zeros(3, 4), zeros(3))
+        xin, y = randn(rng, 4, 5), zeros(3, 5)
+        J.dense_forward!(y, d, xin, 5)
+        @test y ≈ w * xin .+ b
+        R = randn(rng, 3, 5)
+        dxin = zeros(4, 5)
+        J.dense_backward!(dxin, d, xin, R, 5)
+        dense_loss() = (J.dense_forward!(y, d, xin, 5); sum(R .* y))
+        @test check_grad(dense_loss, xin, dxin) && check_grad(dense_loss, w, copy(d.dw)) &&
+              check_grad(dense_loss, b, copy(d.db))
+
+        logits, labels = randn(rng, 3, 5), Int32[0, 2, 1, 1, 0]
+        dlogits = zeros(3, 5)
+        l = J.softmax_xent!(dlogits, logits, labels, 5)
+        @test l ≈ sum(log(sum(exp.(logits[:, i]))) - logits[labels[i] + 1, i] for i in 1:5) / 5
+        @test check_grad(() -> J.softmax_xent!(zeros(3, 5), logits, labels, 5), logits, copy(dlogits))
+        @test J.count_correct([0.1 0.9; 0.8 0.2], Int32[1, 1], 2) == 1
+
+        emb, tokens = randn(rng, 4, 6), Int32[0, 5, 2, 5]
+        out = zeros(4, 4)
+        J.embedding_forward!(out, emb, tokens)
+        @test out == emb[:, tokens .+ 1]
+        R = randn(rng, 4, 4)
+        demb = zeros(4, 6)
+        J.embedding_backward!(demb, R, tokens)
+        @test check_grad(() -> (J.embedding_forward!(out, emb, tokens); sum(R .* out)), emb, demb)
+    end
+
+    @testset "shortcut A" begin
+        rng = MersenneTwister(4)
+        a = randn(rng, 4, 6, 6, 2)
+        s = J.PadShortcut{Float64}(zeros(8, 3, 3, 2), 2)
+        out = J.shortcut_forward!(s, a, 2, true)
+        @test out[3:6, :, :, :] == a[:, 1:2:end, 1:2:end, :]
+        @test all(iszero, out[1:2, :, :, :]) && all(iszero, out[7:8, :, :, :])
+        R = randn(rng, 8, 3, 3, 2)
+        da = zeros(size(a))
+        J.shortcut_backward!(s, da, a, R, 2)
+        @test check_grad(() -> sum(R .* J.shortcut_forward!(s, a, 2, true)), a, da)
+    end
+
+    @testset "fast Float32 activations" begin
+        xs = Float32.(range(-100, 100; length = 400_001))
+        exact_exp(x) = exp(Float64(x))
+        @test maximum(x -> abs(J.exp_fast(x) / exact_exp(x) - 1), filter(x -> -87 <= x <= 88, xs)) < 2 * eps(Float32)
+        @test maximum(x -> abs(J.sigmoid(x) - 1 / (1 + exact_exp(-x))), xs) < 2e-7
+        @test maximum(x -> abs(J.tanh_fast(x) - tanh(Float64(x))), xs) < 3e-7
+        @test J.sigmoid(0.3) == 1 / (1 + exp(-0.3)) && J.tanh_fast(0.3) == tanh(0.3)   # Float64: Base
+    end
+
+    ## Whole models (Float64): every tensor's gradient through the full network
+
+    @testset "shapes" begin
+        cfg = ResNetConfig(depth = 14, width = 8, shortcut = "B", num_classes = 5)
+        m = ResNet{Float32}(cfg, 6)
+        @test length(m.blocks) == 6 && size(m.stem_y) == (8, 32, 32, 6)
+        @test [size(b.y) for b in m.blocks[[1, 3, 5]]] == [(8, 32, 32, 6), (16, 16, 16, 6), (32, 8, 8, 6)]
+        @test m.blocks[3].shortcut isa J.ProjectionShortcut && m.blocks[4].shortcut isa J.IdentityShortcut
+        J.load_weights!(m.params, initial_weights(model_spec(cfg), 1))
+        gather!(m, rand(Float32, 3, 32, 32, 9), Int32.(0:8) .% Int32(5), [8, 0, 3])
+        @test size(predict!(m, 3, false)) == (5, 6) && m.labels[1:3] == [3, 0, 3]
+        lm = LSTMNet{Float32}(LSTMConfig(vocab_size = 9, embedding_dim = 3, units = 4, maxlen = 7), 5)
+        @test size(lm.wx) == (16, 3) && size(lm.wh) == (16, 4) && size(lm.emb) == (3, 9) && size(lm.dense.w) == (2, 4)
+    end
+
+    @testset "model gradients" begin
+        rng = MersenneTwister(8)
+        x, y = rand(rng, Float32, 3, 8, 8, 4), Int32[0, 1, 2, 1]
+        tokens, labels = Int32.(rand(rng, 0:6, 5, 3)), Int32[0, 1, 1]
+        for shortcut in ("A", "B")
+            ok, _ = check_model_grads(small_resnet(shortcut), x, y)
+            @test ok
+        end
+        ok, _ = check_model_grads(small_lstm(), tokens, labels)
+        @test ok
+
+        # Models built for two workers (per-worker scratch, LSTM batch slices) get the same
+        # gradients as with one: the ResNet's bit for bit (work is summed per item, in item
+        # order), the LSTM's up to rounding (two slices). With JULIA_NUM_THREADS >= 2 the
+        # workers also run concurrently.
+        one_worker = [check_model_grads(small_resnet("B"), x, y)[2], check_model_grads(small_lstm(), tokens, labels)[2]]
+        J.WORKERS[] = 2
+        try
+            (ok_resnet, resnet2), (ok_lstm, lstm2) = check_model_grads(small_resnet("B"), x, y),
+                                                     check_model_grads(small_lstm(), tokens, labels)
+            @test ok_resnet && ok_lstm
+            @test all(one_worker[1][k] == resnet2[k] for k in keys(resnet2))
+            @test all(one_worker[2][k] ≈ lstm2[k] for k in keys(lstm2))
+        finally
+            J.WORKERS[] = 1
+        end
+    end
+
+    ## Training (Float32)
+
+    @testset "loss falls on a small batch" begin
+        rng = MersenneTwister(9)
+        cfg = ResNetConfig(depth = 8, width = 8, num_classes = 4, image_size = 16)
+        m = ResNet{Float32}(cfg, 16)
+        J.load_weights!(m.params, initial_weights(model_spec(cfg), 1))
+        opt = SGD(parameter_count(m.params), Float32; lr = 0.05, momentum = 0.9)
+        x, y = rand(rng, Float32, 3, 16, 16, 16), Int32.(rand(rng, 0:3, 16))
+        losses = [train_step!(m, opt, x, y, 0:15) for _ in 1:8]
+        @test all(isfinite, losses) && losses[end] < 0.7 * losses[1]
+
+        lcfg = LSTMConfig(vocab_size = 30, embedding_dim = 8, units = 8, maxlen = 6)
+        lm = LSTMNet{Float32}(lcfg, 16)
+        J.load_weights!(lm.params, initial_weights(model_spec(lcfg), 1))
+        opt = Adam(parameter_count(lm.params), Float32; lr = 0.02, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8)
+        tokens, labels = Int32.(rand(rng, 0:29, 6, 16)), Int32.(rand(rng, 0:1, 16))
+        losses = [train_step!(lm, opt, tokens, labels, 0:15) for _ in 1:8]
+        @test all(isfinite, losses) && losses[end] < 0.7 * losses[1]
+    end
+
+    @testset "optimizers" begin
+        w, g = Float64[1, 2], Float64[0.5, -1]
+        sgd = SGD(2, Float64; lr = 0.1, momentum = 0.9)
+        J.update!(sgd, w, g)
+        J.update!(sgd, w, g)
+        @test w ≈ [1, 2] .- 0.1 .* g .- 0.1 .* (0.9 .* g .+ g)
+        w = Float64[1, 2]
+        adam = Adam(2, Float64; lr = 0.1, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8)
+        J.update!(adam, w, g)
+        # Step 1: m = 0.1g, v = 0.001g²; epsilon sits on the uncorrected sqrt(v) (docs/models.md).
+        @test w ≈ [1, 2] .- 0.1 .* g ./ (abs.(g) .+ 1e-8 / sqrt(1 - 0.999))
+
+        # From the run spec's `training.optimizer`.
+        opt = J.optimizer(Dict{String,Any}("name" => "sgd", "learning_rate" => 0.1, "momentum" => 0.9), 3, Float32)
+        @test opt isa SGD{Float32} && opt.lr == 0.1f0 && length(opt.velocity) == 3
+        @test_throws ArgumentError J.optimizer(Dict{String,Any}("name" => "rmsprop"), 3, Float32)
+    end
+
+    ## The entry point's code path: check mode and a full run writing the measurements
+
+    @testset "run_stack" begin
+        rng = MersenneTwister(10)
+        L, N = 6, 40
+        tokens = Int32.(rand(rng, 0:19, L, N))
+        labels = Int32.(rand(rng, 0:1, N))
+        shards = write_bundle(joinpath(TMP, "run", "shards"), "shards",
+                              ["x_train" => tokens, "y_train" => labels, "x_test" => tokens[:, 1:10], "y_test" => labels[1:10]])
+        order = write_npy(joinpath(TMP, "run", "order.npy"), hcat([Int32.(randperm(rng, N) .- 1) for _ in 1:2]...))
+        config = Dict{String,Any}("vocab_size" => 20, "embedding_dim" => 4, "units" => 5, "maxlen" => L, "num_classes" => 2)
+        mspec = model_spec("lstm", config)
+        wmanifest = write_weights(joinpath(TMP, "run", "weights"), mspec, initial_weights(mspec, 3))
+        spec = Dict{String,Any}("spec_version" => 2, "stack" => "julia-native", "model" => "lstm", "dataset" => "tiny",
+            "model_config" => config,
+            "training" => Dict{String,Any}("epochs" => 2, "batch_size" => 16, "optimizer" => Dict{String,Any}(
+                "name" => "adam", "learning_rate" => 0.001, "beta_1" => 0.9, "beta_2" => 0.999, "epsilon" => 1e-8)),
+            "shards" => shards, "order" => order, "initial_weights" => wmanifest, "init_seed" => 1, "threads" => 1,
+            "seed" => 1, "device" => "cpu", "measurements" => joinpath(TMP, "run", "measurements.json"),
+            "check" => nothing, "check_steps" => 0)
+        run(spec) = J.main([write_json_atomic(joinpath(TMP, "run", "spec.json"), spec)])
+
+        @test run(merge(spec, Dict{String,Any}("check" => "step_losses", "check_steps" => 3))) == 0
+        check = read_json(spec["measurements"])
+        @test check["check"] == "step_losses" && length(check["losses"]) == 2   # 40 samples: 2 full batches
+        @test check["parameter_count"] == 20 * 4 + 4 * (4 * 5 + 5 * 5 + 5) + 2 * 5 + 2 == parameter_count(mspec)
+
+        @test run(spec) == 0
+        r = read_json(spec["measurements"])
+        schema = read_schema("measurements")
+        @test Set(keys(r)) == Set(keys(schema["properties"]))   # raw measurements only, every one
+        @test r["status"] == "ok" && r["reason"] === nothing && r["measurements_version"] == 1
+        @test r["stack"] == "julia-native" && r["model"] == "lstm" && r["dataset"] == "tiny" && r["device"] == "cpu"
+        @test r["language_version"] == string(VERSION) && startswith(r["framework_version"], "JuliaNative.jl ")
+        @test length(r["epoch_seconds"]) == 2 && all(>(0), r["epoch_seconds"])
+        @test r["train_loss_per_epoch"][1] ≈ sum(check["losses"]) / 2   # same batches, same weights
+        @test 0 <= r["test_accuracy"] <= 1 && r["eval_seconds"] >= 0
+        @test r["peak_rss_mb"] > 0 && r["startup_seconds"] > 0
+        @test r["parameter_count"] == check["parameter_count"] && r["fused_kernel"] === false
+        @test occursin("one Julia thread", r["kernel_notes"])
+
+        # Without a weights file the stack draws its own (Julia's generator: other numbers).
+        @test run(merge(spec, Dict{String,Any}("initial_weights" => nothing))) == 0
+        @test read_json(spec["measurements"])["train_loss_per_epoch"] != r["train_loss_per_epoch"]
+
+        # Bad input ends with a message and exit code 1 (the launcher records it as failed).
+        @test run(merge(spec, Dict{String,Any}("shards" => joinpath(TMP, "nowhere.json")))) == 1
+        @test run(merge(spec, Dict{String,Any}("model_config" => merge(config, Dict{String,Any}("vocab_size" => 10))))) == 1
+        @test run(merge(spec, Dict{String,Any}("device" => "gpu"))) == 1
+        @test run(merge(spec, Dict{String,Any}("spec_version" => 1))) == 1
+        @test J.main(String[]) == 2
+    end
+
+end
