@@ -17,7 +17,7 @@ except ImportError as e:
 except ValueError as e:
     raise WorkflowError(f"invalid stack manifest: {e}") from None
 from dlrosetta.checksum import sha256_file
-from dlrosetta.rerun import env_needs_retry, record_retry_reason, retry_stamp
+from dlrosetta.rerun import env_retry_reason, record_retry_reason, retry_stamp
 from dlrosetta.study import ConfigError, Run, Study
 
 
@@ -111,7 +111,7 @@ RETRY_STAMPS = ".snakemake/dlrosetta-retry"
 
 def env_retry_stamp(wildcards):
     manifest = Path(env_manifest_path(wildcards.env))
-    return retry_stamp(Path(f"{RETRY_STAMPS}/envs/{wildcards.env}.stamp"), manifest, env_needs_retry(manifest))
+    return retry_stamp(Path(f"{RETRY_STAMPS}/envs/{wildcards.env}.stamp"), manifest, env_retry_reason(manifest))
 
 
 def record_path(run):
@@ -122,7 +122,7 @@ def record_retry_stamp(wildcards):
     record = Path(record_path(wildcards))
     reason = record_retry_reason(record, get_stack(wildcards.stack), VENVS)
     return retry_stamp(Path(f"{RETRY_STAMPS}/records/{wildcards.dataset}/{wildcards.model}/{wildcards.stack}.stamp"),
-                       record, reason is not None)
+                       record, reason)
 
 
 @lru_cache(maxsize=None)

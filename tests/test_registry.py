@@ -193,3 +193,23 @@ def test_r_and_julia_write_raw_measurements_only(language, suffix):
             and not {"test", "tests"} & set(p.relative_to(REPO).parts)
             for n, line in enumerate(p.read_text().splitlines(), 1) if DERIVED.search(line)]
     assert hits == []
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS.values() if s.language == "python"], ids=lambda s: s.id)
+def test_a_python_stacks_fingerprint_covers_every_module_it_imports(stack):
+    """Whatever dlrosetta module a stack runs is in its code fingerprint, so editing it
+    reruns the stack (rules/train.smk)."""
+    covered = set(stack.code_paths())
+    pending, seen = [p for p in covered if p.suffix == ".py"], set()
+    while pending:
+        path = pending.pop()
+        for module in re.findall(r"^\s*from (dlrosetta(?:\.\w+)*) import", path.read_text(), re.M):
+            target = REPO / "python" / (module.replace(".", "/") + ".py")
+            if not target.exists():
+                target = target.with_suffix("") / "__init__.py"
+            if target.name == "__init__.py" and not target.read_text().strip("\n").count("\n") > 5:
+                continue  # a package marker, not code
+            assert target in covered, f"{path.relative_to(REPO)} imports {module}, outside {stack.id}'s fingerprint"
+            if target not in seen:
+                seen.add(target)
+                pending.append(target)

@@ -3,10 +3,12 @@
 Snakemake reruns a job when an output is missing, an input is newer, or a tracked
 parameter changed. A `skipped` or `failed` record, or an environment whose build failed,
 is none of these: it exists and is up to date, yet its cause may have gone. Each such
-output therefore has a retry stamp as an input: an empty file created with the mtime 0
-(older than anything), and touched when the output should be retried, so that
-Snakemake's mtime trigger reruns exactly that job. A good output never has its stamp
-touched, so nothing already computed is lost.
+output therefore has a retry stamp as an input: a small file created empty with the
+mtime 0 (older than anything), and rewritten when the output should be retried, so that
+Snakemake's mtime trigger reruns exactly that job. The new content names the output's
+own mtime, because Snakemake also compares small inputs' checksums and ignores a newer
+file whose content it has seen. A good output never has its stamp rewritten, so nothing
+already computed is lost.
 """
 from __future__ import annotations
 
@@ -20,14 +22,15 @@ from dlrosetta.record import SCHEMA_VERSION
 from dlrosetta.registry import Stack
 
 
-def retry_stamp(stamp: Path, output: Path, retry: bool) -> str:
-    """Ensure the stamp exists; make it newer than `output` when `retry`."""
+def retry_stamp(stamp: Path, output: Path, retry: Optional[str]) -> str:
+    """Ensure the stamp exists; make it newer than `output`, with new content, when
+    `retry` gives a reason."""
     stamp.parent.mkdir(parents=True, exist_ok=True)
     if not stamp.exists():
         stamp.touch()
         os.utime(stamp, (0, 0))
     if retry and output.exists() and stamp.stat().st_mtime <= output.stat().st_mtime:
-        stamp.touch()
+        stamp.write_text(f"retry {output} (mtime {output.stat().st_mtime_ns}): {retry}\n")
     return str(stamp)
 
 
@@ -49,10 +52,12 @@ def record_retry_reason(record: Path, stack: Stack, venvs: Path) -> Optional[str
     return None
 
 
-def env_needs_retry(manifest: Path) -> bool:
+def env_retry_reason(manifest: Path) -> Optional[str]:
+    """Why an existing environment manifest should be built again, or None."""
     try:
-        return json.loads(manifest.read_text()).get("status") != "ok"
+        info = json.loads(manifest.read_text())
     except FileNotFoundError:
-        return False
-    except (OSError, json.JSONDecodeError):
-        return True
+        return None
+    except (OSError, json.JSONDecodeError) as e:
+        return f"unreadable manifest ({e})"
+    return None if info.get("status") == "ok" else f"build failed: {info.get('reason')}"
