@@ -115,7 +115,7 @@ def render_report(summary_csv: Path, machine_json: Path, config: dict,
                "charts": charts, "machine": machine,
                "config": config, "config_text": json.dumps(config, indent=2),
                "envs": _environments(env_manifests),
-               "counts": df.status.value_counts().to_dict(),
+               "counts": df[belongs].status.value_counts().to_dict(),
                "frameworks": sorted({(r["stack"], r["framework"], r["framework_version"], r["language_version"])
                                      for r in df.to_dict("records") if r["framework_version"]})}
     html_path.parent.mkdir(parents=True, exist_ok=True)
