@@ -35,6 +35,8 @@ def study(tmp_path):
             record("py-keras-tf", "python", "keras", "tensorflow", [9.0, 4.0, 4.0]),
             record("r-keras-tf", "r", "keras", "tensorflow", [9.0, 5.0, 5.0]),
             record("jl-native", "julia", "jl-native", None, [30.0, 3.0, 3.0]),
+            record("py-mx", "python", "mxnet", None, [9.0, 2.5, 2.5]),
+            record("r-mx", "r", "mxnet", None, [9.0, 5.0, 5.0]),
             record("py-keras-jax", "python", "keras", "jax", [], "skipped", "jax is not installed"),
             record("py-tf", "python", "tensorflow", None, [], "failed",
                    "exit code 1; log tail:\n$ python -m dlrosetta.stacks.tensorflow spec.json\n"
@@ -67,7 +69,7 @@ def study(tmp_path):
 
 def test_summary_derives_ratios(study):
     tmp_path, df = study
-    assert len(df) == 8
+    assert len(df) == 10
     assert df.loc["py-torch", "vs_fastest_python"] == pytest.approx(1.0)
     assert df.loc["py-torch", "belongs"] and df.loc["py-torch", "fastest_python_stack"] == "py-torch"
     assert df.loc["jl-native", "vs_fastest_python"] == pytest.approx(1.5)
@@ -76,6 +78,8 @@ def test_summary_derives_ratios(study):
     assert df.loc["r-keras-tf", "python_twin"] == "py-keras-tf"
     assert df.loc["r-keras-tf", "vs_python_twin_speed"] == pytest.approx(0.8)
     assert pd.isna(df.loc["jl-native", "python_twin"])
+    # Twins without a backend match too: R's MXNet against Python's.
+    assert df.loc["r-mx", "python_twin"] == "py-mx" and df.loc["r-mx", "vs_python_twin_speed"] == pytest.approx(0.5)
     flops = model_spec("resnet", TINY_RESNET).train_flops_per_sample
     assert df.loc["py-torch", "train_gflops"] == pytest.approx(500 * flops / 1e9)
     assert df.loc["py-torch", "gemm_fraction"] == pytest.approx(500 * flops / 1e9 / 100.0)

@@ -108,7 +108,9 @@ def _compare(df: pd.DataFrame) -> None:
             df.loc[group.index, "fastest_python_stack"] = fastest["stack"]
             df.loc[group.index, "vs_fastest_python"] = group.steady_epoch_seconds / fastest.steady_epoch_seconds
         for i, row in group[group.language != "python"].iterrows():
-            twin = python[(python.framework == row.framework) & (python.backend == row.backend)]
+            # fillna: a stack without a backend (NaN in the table) has a twin without one too.
+            twin = python[(python.framework == row.framework)
+                          & (python.backend.fillna("") == ("" if pd.isna(row.backend) else row.backend))]
             if not twin.empty:
                 df.loc[i, "python_twin"] = twin.iloc[0]["stack"]
                 df.loc[i, "vs_python_twin_speed"] = (row.steady_samples_per_second
