@@ -88,27 +88,17 @@ evaluate_accuracy <- function(learner, data) {
   correct / data$n_test
 }
 
-# The measurements every status shares.
-measurements_base <- function(spec) {
-  list(stack = spec$stack, model = spec$model, dataset = spec$dataset, language_version = as.character(getRversion()))
-}
-
 # Run the stack on a run spec: train and write the measurements, or the check's step
 # losses (check mode), or `skipped` measurements when MXNet cannot be reached from R.
 run_stack <- function(spec_path) {
   spec <- read_runspec(spec_path)
   reason <- mxnet_unavailable_reason(spec$threads)
-  if (!is.null(reason)) {
-    do.call(write_measurements, c(list(spec$measurements, status = "skipped", reason = reason), measurements_base(spec)))
-    message(sprintf("[%s] skipped: %s", spec$stack, reason))
-    return(invisible(NULL))
-  }
+  if (!is.null(reason)) return(write_skipped(spec, reason))
   canonical <- model_spec(spec$model, spec$model_config)
   weights <- if (is.null(spec$initial_weights)) initial_weights(canonical, spec$init_seed) else
     read_initial_weights(spec$initial_weights, canonical)
   shards <- read_shards(spec$shards)
   epochs <- as.integer(spec$training$epochs)
-  batch_size <- as.integer(spec$training$batch_size)
   order <- read_order(spec$order, epochs, length(shards$y_train))
 
   mx <- reticulate::import("mxnet", convert = FALSE)
@@ -121,33 +111,11 @@ run_stack <- function(spec_path) {
   data <- shards_to_mxnet(shards, ctx)
   rm(shards)  # the R copies: MXNet holds the data now
 
-  if (identical(spec$check, "step_losses")) {
-    batches <- epoch_batches(order, 1L, batch_size)
-    batches <- batches[seq_len(min(spec$check_steps, nrow(batches))), , drop = FALSE]
-    write_json_atomic(spec$measurements, list(check = spec$check, stack = spec$stack,
-                                              losses = I(train_batches(learner, data, batches)),
-                                              parameter_count = gluon_parameter_count(net)))
-    return(invisible(NULL))
-  }
-
-  startup <- process_age_seconds()
-  epoch_seconds <- numeric(epochs)
-  losses <- numeric(epochs)
-  for (epoch in seq_len(epochs)) {
-    batches <- epoch_batches(order, epoch, batch_size)
-    timed <- stopwatch(mean(train_batches(learner, data, batches)))
-    epoch_seconds[epoch] <- timed$seconds
-    losses[epoch] <- timed$value
-    message(sprintf("[%s] epoch %d/%d: %.2f s, loss %.4f", spec$stack, epoch, epochs, timed$seconds, timed$value))
-  }
-  evaluation <- stopwatch(evaluate_accuracy(learner, data))
-
-  kernels <- kernel_info(spec$model, accelerator)
-  do.call(write_measurements, c(
-    list(spec$measurements, status = "ok"), measurements_base(spec),
-    list(framework_version = reticulate::py_to_r(mx$`__version__`), device = accelerator %||% "cpu",
-         parameter_count = gluon_parameter_count(net), epoch_seconds = epoch_seconds,
-         train_loss_per_epoch = losses, test_accuracy = evaluation$value, eval_seconds = evaluation$seconds,
-         startup_seconds = startup, peak_rss_mb = peak_rss_mb(),
-         fused_kernel = kernels$fused_kernel, kernel_notes = kernels$kernel_notes)))
+  run_training(spec, order,
+               train_batches = function(batches) train_batches(learner, data, batches),
+               evaluate = function() evaluate_accuracy(learner, data),
+               measured = function() c(
+                 list(framework_version = reticulate::py_to_r(mx$`__version__`), device = accelerator %||% "cpu",
+                      parameter_count = gluon_parameter_count(net)),
+                 kernel_info(spec$model, accelerator)))
 }
