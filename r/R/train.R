@@ -11,6 +11,18 @@ measurements_base <- function(spec) {
   list(stack = spec$stack, model = spec$model, dataset = spec$dataset, language_version = as.character(getRversion()))
 }
 
+#' What every run reads: the initial weights (the spec's file, or drawn by its seed), the
+#' shards and the epoch order, each checked (twin of Python's load_inputs).
+#' @export
+read_inputs <- function(spec) {
+  canonical <- model_spec(spec$model, spec$model_config)
+  weights <- if (is.null(spec$initial_weights)) initial_weights(canonical, spec$init_seed) else
+    read_initial_weights(spec$initial_weights, canonical)
+  shards <- read_shards(spec$shards)
+  list(weights = weights, shards = shards,
+       order = read_order(spec$order, as.integer(spec$training$epochs), length(shards$y_train)))
+}
+
 #' Write `skipped` measurements: the stack's framework cannot be reached, `reason` says why.
 #' @export
 write_skipped <- function(spec, reason) {

@@ -46,3 +46,14 @@ test_that("a skip writes skipped measurements with the reason", {
   expect_equal(m$reason, "no framework here")
   expect_equal(m$stack, "some-stack")
 })
+
+test_that("the inputs are the spec's weights, shards and order, checked", {
+  run <- write_lstm_run(tempfile("inputs"), epochs = 2L, stack = "some-stack")
+  spec <- read_runspec(run$spec)
+  inputs <- read_inputs(spec)
+  expect_equal(inputs$order, run$order)
+  expect_equal(inputs$shards$y_train, run$shards$y_train)
+  expect_equal(inputs$weights, run$weights, tolerance = 1e-7)
+  spec$training$epochs <- 5L
+  expect_error(read_inputs(spec), "epoch order")
+})

@@ -79,12 +79,10 @@ run_stack <- function(spec_path) {
   spec <- read_runspec(spec_path)
   reason <- keras_unavailable_reason()
   if (!is.null(reason)) return(write_skipped(spec, reason))
-  canonical <- model_spec(spec$model, spec$model_config)
-  weights <- if (is.null(spec$initial_weights)) initial_weights(canonical, spec$init_seed) else
-    read_initial_weights(spec$initial_weights, canonical)
-  shards <- read_shards(spec$shards)
-  epochs <- as.integer(spec$training$epochs)
-  order <- read_order(spec$order, epochs, length(shards$y_train))
+  inputs <- read_inputs(spec)
+  weights <- inputs$weights
+  shards <- inputs$shards
+  order <- inputs$order
 
   accelerator <- pick_accelerator(spec$device, configure_backend(spec$threads))
   keras <- reticulate::import("keras", convert = FALSE)

@@ -94,12 +94,10 @@ run_stack <- function(spec_path) {
   spec <- read_runspec(spec_path)
   reason <- mxnet_unavailable_reason(spec$threads)
   if (!is.null(reason)) return(write_skipped(spec, reason))
-  canonical <- model_spec(spec$model, spec$model_config)
-  weights <- if (is.null(spec$initial_weights)) initial_weights(canonical, spec$init_seed) else
-    read_initial_weights(spec$initial_weights, canonical)
-  shards <- read_shards(spec$shards)
-  epochs <- as.integer(spec$training$epochs)
-  order <- read_order(spec$order, epochs, length(shards$y_train))
+  inputs <- read_inputs(spec)
+  weights <- inputs$weights
+  shards <- inputs$shards
+  order <- inputs$order
 
   mx <- reticulate::import("mxnet", convert = FALSE)
   accelerator <- pick_accelerator(spec$device, visible_gpu())
