@@ -58,3 +58,69 @@ cross_entropy <- function(logits, labels) {
   m <- apply(logits, 1, max)
   mean(log(rowSums(exp(logits - m))) + m - logits[cbind(seq_along(labels), labels + 1L)])
 }
+
+# The entry point's contract, for the stack whose helper sourced this file, on the tiny
+# LSTM run: check mode's first loss is the R reference's; a training run writes ok raw
+# measurements (`framework_version()`, `fused_kernel`, notes matching `kernel_notes`);
+# without a usable Python it writes skipped measurements; a bad spec writes nothing.
+# `skip_without_framework` skips a test where the framework cannot be reached.
+test_entry_point_contract <- function(skip_without_framework, framework_version, fused_kernel, kernel_notes) {
+  test_that("check mode's first loss is the reference forward pass on the order's first batch", {
+    skip_without_framework()
+    run <- write_lstm_run(tempfile("check"), epochs = 1L, check_steps = 3L)
+    expect_identical(run_entry_point(run$spec), 0L)
+    check <- jsonlite::fromJSON(file.path(run$dir, "measurements.json"))
+    expect_identical(check$check, "step_losses")
+    expect_identical(check$stack, STACK_ID)
+    expect_length(check$losses, 3)
+    spec <- model_spec("lstm", TINY_LSTM)
+    expect_identical(check$parameter_count, as.integer(parameter_count(spec)))
+    w <- read_initial_weights(file.path(run$dir, "weights", "manifest.json"), spec)
+    first <- run$order[1, 1:4] + 1L
+    expected <- cross_entropy(lstm_reference_logits(w, run$shards$x_train[first, ]), run$shards$y_train[first])
+    expect_equal(check$losses[[1]], expected, tolerance = 1e-5)
+    expect_false(isTRUE(all.equal(check$losses[[2]], check$losses[[1]])))
+  })
+
+  test_that("a training run writes ok measurements, raw values only", {
+    skip_without_framework()
+    run <- write_lstm_run(tempfile("train"), epochs = 2L)
+    expect_identical(run_entry_point(run$spec), 0L)
+    m <- jsonlite::fromJSON(file.path(run$dir, "measurements.json"), simplifyVector = FALSE)
+    expect_identical(names(m), MEASUREMENTS_FIELDS)  # every field measured, none derived
+    expect_identical(m$status, "ok")
+    expect_null(m$reason)
+    expect_identical(c(m$stack, m$model, m$dataset), c(STACK_ID, "lstm", "tiny-imdb"))
+    expect_identical(m$language_version, as.character(getRversion()))
+    expect_identical(m$framework_version, framework_version())
+    expect_identical(m$device, "cpu")
+    expect_length(m$epoch_seconds, 2)
+    expect_length(m$train_loss_per_epoch, 2)
+    expect_true(all(unlist(m$epoch_seconds) > 0))
+    expect_identical(m$parameter_count, as.integer(parameter_count(model_spec("lstm", TINY_LSTM))))
+    expect_true(m$test_accuracy >= 0 && m$test_accuracy <= 1)
+    expect_true(m$startup_seconds > 0 && m$peak_rss_mb > 0)
+    expect_identical(m$fused_kernel, fused_kernel)
+    expect_match(m$kernel_notes, kernel_notes, fixed = TRUE)
+  })
+
+  test_that("without a usable Python the stack writes skipped measurements and exits 0", {
+    run <- write_lstm_run(tempfile("skip"), epochs = 1L)
+    missing_python <- file.path(tempdir(), "no-such-env", "bin", "python")
+    expect_identical(run_entry_point(run$spec, env = paste0("RETICULATE_PYTHON=", missing_python)), 0L)
+    m <- jsonlite::fromJSON(file.path(run$dir, "measurements.json"), simplifyVector = FALSE)
+    expect_identical(m$status, "skipped")
+    expect_match(m$reason, missing_python, fixed = TRUE)
+    expect_identical(names(m), c("measurements_version", "status", "reason", "stack", "model", "dataset",
+                                 "language_version"))
+  })
+
+  test_that("a spec the stack cannot run exits non-zero, writing nothing", {
+    run <- write_lstm_run(tempfile("bad"), epochs = 1L)
+    spec <- jsonlite::fromJSON(run$spec, simplifyVector = FALSE)
+    spec$spec_version <- 1L
+    write_json_atomic(run$spec, spec)
+    expect_false(identical(run_entry_point(run$spec), 0L))
+    expect_false(file.exists(file.path(run$dir, "measurements.json")))
+  })
+}
