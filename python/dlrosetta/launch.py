@@ -95,23 +95,20 @@ def _die_with_parent() -> None:
 
 
 def _end_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the stack's whole process group, SIGKILL what is left after the grace."""
-    for sig, grace in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 0.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace or None)
-        except subprocess.TimeoutExpired:
-            continue
-        if sig == signal.SIGTERM:
-            # The leader is gone; children it left in the group go too.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            return
+    """SIGTERM the stack's whole process group, then SIGKILL whatever is left of it."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the leader's children, or the leader itself
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def run_group(command: list[str], env: Mapping[str, str], log, timeout_s: Optional[float]) -> Optional[int]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from dlrosetta.launch import runtime_missing
-from dlrosetta.record import SCHEMA_VERSION
+from dlrosetta.record import Record, RecordError
 from dlrosetta.registry import Stack
 
 
@@ -42,13 +42,14 @@ def record_retry_reason(record: Path, stack: Stack, venvs: Path) -> Optional[str
         return None
     except (OSError, json.JSONDecodeError) as e:
         return f"unreadable record ({e})"
-    status = data.get("status")
-    if status == "failed":
+    try:
+        record = Record.from_dict(data)  # the reader's own check: schema version, fields
+    except RecordError as e:
+        return f"unreadable record ({e})"
+    if record.status == "failed":
         return "failed: a crash or timeout may not recur"
-    if status == "skipped" and runtime_missing(stack, venvs) != data.get("reason"):
+    if record.status == "skipped" and runtime_missing(stack, venvs) != record.reason:
         return "skipped, and what was missing has changed"
-    if str(data.get("schema_version", "")).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-        return f"record of schema {data.get('schema_version')!r}"
     return None
 
 
