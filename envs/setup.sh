@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine for dlrosetta: the R and Julia runtimes (Debian packages)
-# and the orchestrator environment (.venv: Snakemake, the dlrosetta package, report and
-# test tools). The per-stack Python environments (.venvs/<env>) are built by the workflow
+# Sets up a fresh Debian machine for dlrosetta: the R and Julia runtimes and Chromium (the
+# report's layout test) from Debian packages, and the orchestrator environment (.venv:
+# Snakemake, the dlrosetta package, report and test tools). The per-stack Python environments (.venvs/<env>) are built by the workflow
 # itself (rules/envs.smk), so a study only pays for the stacks it runs.
 #
 # Idempotent: a second run only checks. Runtimes that cannot be installed (no root, no
@@ -69,6 +69,14 @@ precompile_julia() {
   done
 }
 
+install_chromium() {
+  # Headless Chromium lays the report out in a test (nothing wider than 1400 px) and
+  # screenshots it (README, "Look at the report"); nothing else needs it.
+  command -v chromium >/dev/null && return 0
+  log "installing Chromium (Debian package), for the report's layout test"
+  apt_install chromium || log "WARNING: could not install chromium; the report layout test will be skipped"
+}
+
 install_orchestrator() {
   local py=${PYTHON:-python3}
   if [ ! -x .venv/bin/python ]; then
@@ -93,6 +101,7 @@ install_orchestrator() {
 if [ "${DLROSETTA_SKIP_APT:-0}" != 1 ]; then
   install_r
   install_julia
+  install_chromium
 fi
 install_orchestrator
 precompile_julia

@@ -21,6 +21,10 @@ from dlrosetta.rerun import env_retry_reason, record_retry_reason, retry_stamp
 from dlrosetta.study import ConfigError, Run, Study
 
 
+# `--config threads=[1,2]` arrives as strings: Snakemake reads command-line lists with
+# YAML's BaseLoader. Whole numbers are taken as numbers; anything else meets the schema.
+if isinstance(config.get("threads"), list):
+    config["threads"] = [int(t) if isinstance(t, str) and t.isdigit() else t for t in config["threads"]]
 validate(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
 try:
     STUDY = Study(config)
@@ -36,7 +40,7 @@ for name in STUDY.datasets():
         )
 
 REPO = Path(workflow.basedir)
-THREADS = config["threads"]
+THREAD_COUNTS = STUDY.thread_counts()
 STACK_IDS = STUDY.stacks()
 
 
@@ -72,6 +76,8 @@ wildcard_constraints:
     stack=r"[a-z0-9][a-z0-9-]*",
     env=r"[a-z0-9][a-z0-9-]*",
     seed=r"\d+",
+    threads=r"[1-9]\d*",
+    repeat=r"[1-9]\d*",
     epochs=r"\d+",
 
 
@@ -114,15 +120,24 @@ def env_retry_stamp(wildcards):
     return retry_stamp(Path(f"{RETRY_STAMPS}/envs/{wildcards.env}.stamp"), manifest, env_retry_reason(manifest))
 
 
+def run_id(run):
+    """The part of a run's paths that names it: one folder per stack, a file per
+    thread count and repeat."""
+    return f"{run.dataset}/{run.model}/{run.stack}/threads{run.threads}/repeat{run.repeat}"
+
+
+def run_of(wildcards):
+    return Run(wildcards.dataset, wildcards.model, wildcards.stack, int(wildcards.threads), int(wildcards.repeat))
+
+
 def record_path(run):
-    return f"results/records/{run.dataset}/{run.model}/{run.stack}.json"
+    return f"results/records/{run_id(run)}.json"
 
 
 def record_retry_stamp(wildcards):
     record = Path(record_path(wildcards))
     reason = record_retry_reason(record, get_stack(wildcards.stack), VENVS)
-    return retry_stamp(Path(f"{RETRY_STAMPS}/records/{wildcards.dataset}/{wildcards.model}/{wildcards.stack}.stamp"),
-                       record, reason)
+    return retry_stamp(Path(f"{RETRY_STAMPS}/records/{run_id(wildcards)}.stamp"), record, reason)
 
 
 @lru_cache(maxsize=None)

@@ -10,7 +10,7 @@ rule shards:
     log:
         "results/logs/shards/{dataset}.log",
     params:
-        cfg=lambda wildcards: json.dumps(config["datasets"][wildcards.dataset], sort_keys=True),
+        cfg=lambda wildcards: json.dumps(STUDY.data_config(wildcards.dataset), sort_keys=True),
     conda:
         ORCHESTRATOR_ENV
     shell:

@@ -6,7 +6,7 @@ rule machine:
         "results/machine.json",
     log:
         "results/logs/machine.log",
-    threads: THREADS
+    threads: max(THREAD_COUNTS)
     resources:
         training_slots=1,
     conda:
@@ -20,8 +20,11 @@ rule aggregate:
         records=ALL_RECORDS,
         machine="results/machine.json",
     output:
-        csv=report("results/summary.csv", category="Tables", caption="../report/captions/summary.rst"),
+        summary=report("results/summary.csv", category="Tables", caption="../report/captions/summary.rst"),
         parquet="results/summary.parquet",
+        runs=report("results/runs.csv", category="Tables", caption="../report/captions/runs.rst"),
+        epochs=report("results/epochs.csv", category="Tables", caption="../report/captions/epochs.rst"),
+        noise=report("results/noise.csv", category="Tables", caption="../report/captions/noise.rst"),
     log:
         "results/logs/aggregate.log",
     params:
@@ -29,7 +32,7 @@ rule aggregate:
         plan=json.dumps(
             {
                 record_path(r): {
-                    **STUDY.run_parameters(r, THREADS),
+                    **STUDY.run_parameters(r),
                     "shards": f"results/shards/{r.dataset}/manifest.json",
                     "stack_code_sha256": stack_code_sha256(r.stack),
                 }
@@ -37,16 +40,17 @@ rule aggregate:
             },
             sort_keys=True,
         ),
+        targets=json.dumps({d: STUDY.target_accuracy(d) for d in STUDY.datasets() if STUDY.target_accuracy(d)}),
     conda:
         ORCHESTRATOR_ENV
     shell:
         "dlrosetta aggregate {input.records:q} --machine {input.machine:q} --plan-json {params.plan:q}"
-        " --csv {output.csv:q} --parquet {output.parquet:q} > {log:q} 2>&1"
+        " --targets-json {params.targets:q} --out-dir results > {log:q} 2>&1"
 
 
 rule report:
     input:
-        summary="results/summary.csv",
+        tables=rules.aggregate.output,
         machine="results/machine.json",
         envs=[env_manifest_path(e) for e in ENVS_USED],
     output:
@@ -65,6 +69,6 @@ rule report:
     conda:
         ORCHESTRATOR_ENV
     shell:
-        "dlrosetta report --summary {input.summary:q} --machine {input.machine:q}"
+        "dlrosetta report --tables results --machine {input.machine:q}"
         " --config-json {params.config:q} --envs {input.envs:q} --html {output.html:q}"
         " --markdown {output.markdown:q} --plots {output.plots:q} > {log:q} 2>&1"

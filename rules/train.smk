@@ -1,5 +1,7 @@
-# One rule trains every (data set, model, stack): the launcher runs the stack's entry
-# point in its own environment and always leaves one valid record (ok/skipped/failed).
+# One rule trains every (data set, model, stack, threads, repeat): the launcher runs the
+# stack's entry point in its own environment and always leaves one valid record
+# (ok/skipped/failed). Repeats run round by round (priority), so every stack sees the
+# same spells of a noisy machine; runs never overlap (training_slots).
 #
 # What reruns a run (docs/configuration.md, "Incremental"): its tracked parameters (the
 # run spec without paths: model and training config, threads, seed, device; and the
@@ -16,24 +18,26 @@ rule train:
         env=lambda wildcards: env_manifest(wildcards.stack),
         retry=record_retry_stamp,
     output:
-        record="results/records/{dataset}/{model}/{stack}.json",
+        record="results/records/{dataset}/{model}/{stack}/threads{threads}/repeat{repeat}.json",
     log:
-        "results/logs/train/{dataset}/{model}/{stack}.log",
-    threads: THREADS
+        "results/logs/train/{dataset}/{model}/{stack}/threads{threads}/repeat{repeat}.log",
+    threads: lambda wildcards: int(wildcards.threads)
     resources:
         # Runs never share cores: timings stay clean whatever --cores is (rules/common.smk).
         training_slots=1,
+    # Round 1 of every stack before any round 2 (A B C A B C): the scheduler starts the
+    # ready job of highest priority first.
+    priority: lambda wildcards: STUDY.repeats - int(wildcards.repeat)
     params:
         # Relative paths (the launcher resolves them): the spec is the same wherever the
         # checkout is, so it can be tracked whole.
         spec=lambda wildcards: json.dumps(
             STUDY.run_spec(
-                Run(wildcards.dataset, wildcards.model, wildcards.stack),
-                THREADS,
+                run_of(wildcards),
                 shards_manifest(wildcards),
                 order_file(wildcards.dataset, wildcards.model),
                 weights_manifest(wildcards.dataset, wildcards.model) or None,
-                f"results/runs/{wildcards.dataset}/{wildcards.model}/{wildcards.stack}/measurements.json",
+                f"results/runs/{run_id(wildcards)}/measurements.json",
             ).to_dict(),
             sort_keys=True,
         ),
@@ -46,4 +50,4 @@ rule train:
         # exec: the launcher replaces the shell, so Snakemake's death reaches it (and it
         # ends the stack's whole process group).
         "exec dlrosetta launch --spec-json {params.spec:q} --record {output.record:q} --log {log:q}"
-        " --venvs {params.venvs:q} --timeout-minutes {params.timeout:q}"
+        " --venvs {params.venvs:q} --timeout-minutes {params.timeout:q} --repeat {wildcards.repeat:q}"

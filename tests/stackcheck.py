@@ -39,15 +39,21 @@ def command_or_skip(stack_id: str) -> tuple[list[str], dict[str, str]]:
         pytest.skip(f"{stack_id} cannot run here: {e}")
 
 
-def run_check(spec: RunSpec) -> dict:
-    """Run a stack in check mode (which writes no record, so not through the launcher)."""
-    command, extra_env = command_or_skip(spec.stack)
+def run_stack_command(spec: RunSpec, command: list[str], extra_env: dict[str, str]) -> dict:
+    """Run a stack's command (as resolve_command gives it) on the spec, with the
+    launcher's environment but writing no record; returns what it wrote to the spec's
+    measurements path."""
     spec_path = Path(spec.measurements).with_suffix(".spec.json")
     spec.write(spec_path)
     out = subprocess.run([*command, str(spec_path)], env={**os.environ, **thread_env(spec.threads), **extra_env},
                          capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert out.returncode == 0, f"{spec.stack} check mode failed:\n{out.stderr[-3000:]}"
-    check = json.loads(Path(spec.measurements).read_text())
+    assert out.returncode == 0, f"{spec.stack} ({spec.check or 'training'}) failed:\n{out.stderr[-3000:]}"
+    return json.loads(Path(spec.measurements).read_text())
+
+
+def run_check(spec: RunSpec) -> dict:
+    """Run a stack in check mode (which writes no record, so not through the launcher)."""
+    check = run_stack_command(spec, *command_or_skip(spec.stack))
     assert check["check"] == "step_losses" and check["stack"] == spec.stack
     return check
 
@@ -59,7 +65,9 @@ def assert_ok_record(record: Record, spec: RunSpec, threads: int) -> None:
     assert (record.language, record.framework, record.backend) == (stack.language, stack.framework, stack.backend)
     assert record.parameter_count == model_spec(spec.model, spec.model_config).parameter_count
     assert record.threads == threads and record.device == "cpu"
-    assert len(record.epoch_seconds) == len(record.train_loss_per_epoch) == spec.epochs
+    assert len(record.epoch_seconds) == len(record.train_loss_per_epoch) == len(record.test_accuracy_per_epoch) \
+        == spec.epochs
+    assert record.test_accuracy == record.test_accuracy_per_epoch[-1] and record.eval_seconds >= 0
     assert record.warmup_epoch_seconds == record.epoch_seconds[0]
     assert record.steady_epoch_seconds == pytest.approx(np.mean(record.epoch_seconds[1:]))
     n_train = len(read_shards(spec.shards).y_train)

@@ -1,5 +1,6 @@
 """Config validation: the schema and the study checks name the offending key."""
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,10 +29,33 @@ def checked(config):
     return Study(config)
 
 
-@pytest.mark.parametrize("files", [("config.yaml",), ("config.yaml", "smoke.yaml"), ("config.yaml", "full.yaml")])
+@pytest.mark.parametrize("files", [("config.yaml",), ("config.yaml", "smoke.yaml"), ("config.yaml", "full.yaml"),
+                                   ("config.yaml", "scaling.yaml")])
 def test_shipped_configs_are_valid(files):
     study = checked(load(*files))
-    assert len(study.runs()) == len(study.config["study"]) * len(study.stacks())
+    assert len(study.runs()) == (len(study.config["study"]) * len(study.stacks()) * len(study.thread_counts())
+                                 * study.repeats)
+
+
+def test_thread_counts_and_repeats():
+    config = load("config.yaml")
+    assert checked(config).thread_counts() == [2] and checked(config).repeats >= 3
+    config["threads"] = [4, 1, 2]
+    assert checked(config).thread_counts() == [1, 2, 4]
+    assert checked(load("config.yaml", "scaling.yaml")).thread_counts() == list(range(1, os.cpu_count() + 1))
+
+
+def test_runs_come_round_by_round():
+    """Repeat 1 of every (data set, model, stack, threads) before any repeat 2: the
+    order the train rule's priority gives the scheduler."""
+    config = load("config.yaml")
+    config.update(repeats=3, threads=[1, 2])
+    runs = checked(config).runs()
+    rounds = [r.repeat for r in runs]
+    assert rounds == sorted(rounds) and set(rounds) == {1, 2, 3}
+    per_round = len(runs) // 3
+    assert {(r.dataset, r.model, r.stack, r.threads) for r in runs[:per_round]} == \
+        {(r.dataset, r.model, r.stack, r.threads) for r in runs[-per_round:]}
 
 
 def test_default_study_covers_every_model_and_registered_stack():
@@ -44,7 +68,11 @@ def test_default_study_covers_every_model_and_registered_stack():
 @pytest.mark.parametrize("path, value, fragment", [
     (("models", "resnet", "epoch"), 3, "'epoch' was unexpected"),
     (("device",), "tpu", "'tpu' is not one of"),
-    (("threads",), 0, "0 is less than the minimum"),
+    (("threads",), 0, "0 is not valid under any of the given schemas"),
+    (("threads",), [1, 1], "is not valid under any of the given schemas"),
+    (("threads",), "most", "'most' is not valid under any of the given schemas"),
+    (("repeats",), 0, "0 is less than the minimum"),
+    (("datasets", "synthetic-cifar", "target_accuracy"), 1.5, "1.5 is greater than the maximum"),
     (("models", "resnet", "shortcut"), "C", "'C' is not one of"),
     (("datasets", "synthetic-imdb", "maxlen"), "long", "'long' is not of type 'integer'"),
     (("datasets", "synthetic-cifar", "colour"), True, "'colour' was unexpected"),
@@ -84,7 +112,8 @@ def test_study_checks_name_the_key(change, fragment):
 
 def test_run_parameters_leave_paths_out_and_derive_model_config():
     study = checked(load("config.yaml"))
-    params = study.run_parameters(Run("synthetic-imdb", "lstm", next(iter(STACKS))), threads=2)
+    params = study.run_parameters(Run("synthetic-imdb", "lstm", next(iter(STACKS)), threads=2, repeat=3))
+    assert params["threads"] == 2 and "repeat" not in params  # the repeat is in the record's path
     assert params["model_config"]["vocab_size"] == study.config["datasets"]["synthetic-imdb"]["vocab_size"]
     assert params["model_config"]["num_classes"] == 2
     assert not any("/" in str(v) for v in params.values())

@@ -17,18 +17,24 @@ from dlrosetta.record import Record
 from dlrosetta.registry import REPO, STACKS, Stack
 from dlrosetta.threads import thread_env
 
-# A stand-in stack: this interpreter runs a snippet with the run spec path as argv[1].
-WRITE_MEASUREMENTS = """
+OK_MEASUREMENTS = dict(language_version="3", framework_version="0", device="cpu", parameter_count=1,
+                       epoch_seconds=[3.0, 1.0, 2.0], train_loss_per_epoch=[1.5, 1.0, 0.5],
+                       test_accuracy_per_epoch=[0.25, 0.5, 0.625], eval_seconds_per_epoch=[0.3, 0.1, 0.2],
+                       startup_seconds=0.1, peak_rss_mb=1.0)
+
+
+def writes_measurements(**changes) -> str:
+    """A stand-in stack (this interpreter runs it with the run spec path as argv[1]) that
+    writes OK_MEASUREMENTS with `changes`; its kernel notes are the OMP_NUM_THREADS it got."""
+    return f"""
 import os, sys
 from dlrosetta.measurements import write_measurements
 from dlrosetta.runspec import RunSpec
 spec = RunSpec.read(sys.argv[1])
 write_measurements(spec.measurements, "ok", spec.stack, spec.model, spec.dataset,
-                   language_version="3", framework_version="0", device="cpu", parameter_count=1,
-                   epoch_seconds=[3.0, 1.0, 2.0], train_loss_per_epoch=[1.5, 1.0, 0.5], test_accuracy=0.5,
-                   eval_seconds=0.1, startup_seconds=0.1, peak_rss_mb=1.0,
-                   kernel_notes=os.environ["OMP_NUM_THREADS"])
+                   kernel_notes=os.environ["OMP_NUM_THREADS"], **{ {**OK_MEASUREMENTS, **changes}!r})
 """
+
 # A stack that, like julia-native, runs its work in a child process; the child writes
 # its pid, then (if still alive after `delay` seconds) a file saying it outlived us.
 SPAWNS_A_CHILD = """
@@ -77,16 +83,26 @@ def run(tiny_run, tmp_path, stack, **kw):
 
 
 def test_record_is_derived_from_raw_measurements(tiny_run, tmp_path):
-    r = run(tiny_run, tmp_path, fake_stack(WRITE_MEASUREMENTS))
+    r = run(tiny_run, tmp_path, fake_stack(writes_measurements()))
     assert r.status == "ok" and r.threads == 3 and r.run_seconds > 0
     assert r.kernel_notes == "3"  # the thread variables reached the stack
     assert r.epoch_seconds == (3.0, 1.0, 2.0) and r.warmup_epoch_seconds == 3.0
     assert r.steady_epoch_seconds == 1.5
     assert r.train_samples_per_epoch == 48 and r.steady_samples_per_second == 32.0
     assert r.final_train_loss == 0.5
+    # Accuracy after every epoch; the record's accuracy and evaluation time are the last epoch's.
+    assert r.test_accuracy_per_epoch == (0.25, 0.5, 0.625)
+    assert r.test_accuracy == 0.625 and r.eval_seconds == 0.2
     assert r.shards_sha256 and r.initial_weights_sha256 and len(r.stack_code_sha256) == 64 and r.host_cpu
     spec = json.loads((tmp_path / "run" / "spec.json").read_text())
     assert spec["stack"] == "fake" and Path(spec["shards"]).is_absolute() and spec["spec_version"] == 2
+
+
+@pytest.mark.parametrize("series", ["train_loss_per_epoch", "test_accuracy_per_epoch", "eval_seconds_per_epoch"])
+def test_a_per_epoch_series_of_the_wrong_length_is_failed(tiny_run, tmp_path, series):
+    r = run(tiny_run, tmp_path, fake_stack(writes_measurements(**{series: OK_MEASUREMENTS[series][:2]})))
+    assert r.status == "failed" and "invalid measurements" in r.reason
+    assert f"{series} has 2 values for 3 epochs" in r.reason
 
 
 def test_crash_becomes_failed_with_the_error_tail(tiny_run, tmp_path):
@@ -102,9 +118,11 @@ def test_exit_zero_without_measurements_is_failed(tiny_run, tmp_path):
 
 @pytest.mark.parametrize("doc, fragment", [
     ({"status": "ok"}, "'measurements_version' is a required property"),
-    ({"measurements_version": 1, "status": "ok", "stack": "fake", "model": "resnet", "dataset": "tiny-resnet",
+    ({"measurements_version": 2, "status": "ok", "stack": "fake", "model": "resnet", "dataset": "tiny-resnet",
       "steady_epoch_seconds": 1.0}, "'steady_epoch_seconds' was unexpected"),
-    ({"measurements_version": 1, "status": "skipped", "stack": "other", "model": "resnet",
+    ({"measurements_version": 1, "status": "skipped", "stack": "fake", "model": "resnet",
+      "dataset": "tiny-resnet", "reason": "x"}, "2 was expected"),  # version 1 had no per-epoch accuracy
+    ({"measurements_version": 2, "status": "skipped", "stack": "other", "model": "resnet",
       "dataset": "tiny-resnet", "reason": "x"}, "measurements are for other/tiny-resnet/resnet"),
 ])
 def test_invalid_measurements_are_failed(tiny_run, tmp_path, doc, fragment):

@@ -115,8 +115,9 @@ def test_a_copied_stack_folder_is_picked_up_with_no_other_edit(tmp_path):
     before = snakemake_dry_run(scratch_repo(tmp_path / "orig"), tmp_path / "w0")
     after = snakemake_dry_run(scratch, tmp_path / "w1")
     assert before.returncode == 0 and after.returncode == 0, after.stdout[-2000:] + after.stderr[-2000:]
-    assert f"results/records/synthetic-cifar/resnet/{new_id}.json" in after.stdout
-    assert train_jobs(after.stdout) == train_jobs(before.stdout) + 2  # resnet and lstm
+    assert f"results/records/synthetic-cifar/resnet/{new_id}/threads2/repeat1.json" in after.stdout
+    repeats = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["repeats"]
+    assert train_jobs(after.stdout) == train_jobs(before.stdout) + 2 * repeats  # resnet and lstm, each repeat
 
     collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                                 "tests/test_stacks_python.py", "tests/test_cross_stack.py"],

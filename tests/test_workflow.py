@@ -1,8 +1,9 @@
 """The workflow end to end: dry run, lint, the smoke study, what reruns what (every
 setting, a moved checkout, edited stack code), retries of skipped, failed and deleted
 records, a study on a machine without R and Julia, quoting of config values that reach
-a shell, one training run at a time whatever --resources say, and no process left
-behind when Snakemake is killed."""
+a shell, one training run at a time whatever --resources say, repeats interleaved
+across stacks, thread counts and repeats in the records and the report, and no process
+left behind when Snakemake is killed."""
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from dlrosetta.record import Record, validate_record_dict
 from dlrosetta.registry import STACKS
@@ -59,7 +61,9 @@ def expected_unavailable(stack_id: str, venvs: Path, path: str | None = None) ->
 def test_dry_run_plans_every_stack_and_model(tmp_path):
     out = snakemake(tmp_path, "-n")
     jobs = planned_jobs(out.stdout)
-    assert jobs["train"] == 2 * N_STACKS and jobs["report"] == 1 and jobs["shards"] == 2
+    repeats = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["repeats"]
+    assert repeats >= 3 and jobs["train"] == 2 * N_STACKS * repeats
+    assert jobs["report"] == 1 and jobs["shards"] == 2
     assert not (tmp_path / "results").exists()
 
 
@@ -82,7 +86,8 @@ def test_smoke_study_writes_a_valid_record_for_every_run(smoke):
         data = json.loads(path.read_text())
         validate_record_dict(data)
         r = Record.from_dict(data)
-        assert (path.parent.parent.name, path.parent.name, path.stem) == (r.dataset, r.model, r.stack)
+        assert [q.name for q in path.parents[:4]][::-1] == [r.dataset, r.model, r.stack, f"threads{r.threads}"]
+        assert path.stem == f"repeat{r.repeat}" == "repeat1"
         why = expected_unavailable(r.stack, REPO / ".venvs")
         if why:
             assert r.status == "skipped" and why in r.reason, (r.stack, r.reason)
@@ -110,7 +115,7 @@ def test_smoke_report_shows_every_run(smoke):
 def test_snakemake_report_packs_the_annotated_outputs(smoke):
     snakemake(smoke, "--configfile", str(SMOKE), "--report", str(smoke / "report.zip"))
     names = zipfile.ZipFile(smoke / "report.zip").namelist()
-    for wanted in ("index.html", "summary.md", "summary.csv", "steady_epoch_seconds.png"):
+    for wanted in ("index.html", "summary.md", "summary.csv", "runs.csv", "headline.png", "time_to_accuracy.png"):
         assert any(n.endswith(wanted) for n in names), wanted
 
 
@@ -119,16 +124,18 @@ def trains(out) -> set[str]:
     return set(re.findall(r"^\s*output: (results/records/\S+\.json)", out.stdout, re.M))
 
 
-def records(model=None, stack=None) -> set[str]:
+def records(model=None, stack=None, threads=2, repeats=(1,)) -> set[str]:
     models = [model] if model else ["resnet", "lstm"]
     stacks = [stack] if stack else list(STACKS)
-    return {f"results/records/{'smoke-cifar' if m == 'resnet' else 'smoke-imdb'}/{m}/{s}.json"
-            for m in models for s in stacks}
+    return {f"results/records/{'smoke-cifar' if m == 'resnet' else 'smoke-imdb'}/{m}/{s}/threads{threads}/repeat{r}.json"
+            for m in models for s in stacks for r in repeats}
 
 
 @pytest.mark.parametrize("change, expected", [
     ({}, set()),
-    ({"threads": 1}, records()),
+    ({"threads": 1}, records(threads=1)),
+    ({"threads": [1, 2]}, records(threads=1)),  # the 2-thread runs are kept
+    ({"repeats": 3}, records(repeats=(2, 3))),  # more repeats add runs, rerun none
     ({"device": "auto"}, records()),
     ({"seed": 7}, records()),
     ({"models": {"lstm": {"optimizer": {"learning_rate": 0.01}}}}, records("lstm")),
@@ -137,6 +144,7 @@ def records(model=None, stack=None) -> set[str]:
     ({"datasets": {"smoke-imdb": {"seed": 4}}}, records("lstm")),
     ({"initial_weights": "per-stack"}, records()),
     ({"timeout_minutes": 3}, set()),
+    ({"datasets": {"smoke-imdb": {"target_accuracy": 0.6}}}, set()),  # the summary only
     ({"venvs_dir": str(REPO / ".venvs")}, set()),  # the same folder, spelled otherwise
 ])
 def test_a_changed_setting_reruns_exactly_the_runs_it_affects(smoke, tmp_path, change, expected):
@@ -232,10 +240,39 @@ def test_a_foreign_record_is_flagged_and_not_ranked(smoke):
     data.update(threads=8, host_cpu="Some Other CPU")
     path.write_text(json.dumps(data))
     snakemake(smoke, "--configfile", str(SMOKE), "--allowed-rules", "aggregate", "report")
-    df = pd.read_csv(smoke / "results" / "summary.csv")
+    df = pd.read_csv(smoke / "results" / "runs.csv")
     row = df[df.record_file == str(path.relative_to(smoke))].iloc[0]
     assert not row.belongs and "threads: record has 8, study has 2" in row.mismatch
     assert "Some Other CPU" in (smoke / "results" / "report" / "summary.md").read_text().split("## Not compared")[1]
+
+
+def test_repeats_and_thread_counts_reach_the_summary_and_the_report(tmp_path):
+    """Acceptance of the statistics on real stacks: a record per repeat, the summary's
+    interval columns, the headline, the speed-up and the time-to-accuracy charts."""
+    stacks = [s.id for s in STACKS.values() if s.language == "python"][:2]
+    override = tmp_path / "stats.yaml"
+    override.write_text(json.dumps({"stacks": stacks, "threads": [1, 2], "repeats": 3,
+                                    "study": [{"model": "lstm", "dataset": "smoke-imdb"}],
+                                    "datasets": {"smoke-imdb": {"target_accuracy": 0.5}}}))
+    work = tmp_path / "work"
+    snakemake(work, "--configfile", str(SMOKE), str(override))
+    for stack in stacks:
+        for threads in (1, 2):
+            found = sorted((work / "results" / "records" / "smoke-imdb" / "lstm" / stack / f"threads{threads}").glob("*.json"))
+            assert [p.name for p in found] == ["repeat1.json", "repeat2.json", "repeat3.json"]
+    df = pd.read_csv(work / "results" / "summary.csv")
+    assert len(df) == 4 and set(df.threads) == {1, 2}
+    ok = df[df.status == "ok"]
+    assert (ok.repeats == 3).all()
+    assert (ok.steady_epoch_seconds_ci_low <= ok.steady_epoch_seconds_median).all()
+    assert (ok.steady_epoch_seconds_median <= ok.steady_epoch_seconds_ci_high).all()
+    assert ok.time_to_target_seconds_median.notna().any()
+    page = (work / "results" / "report" / "index.html").read_text()
+    assert "Fastest: " in page and "<h2>Thread scaling</h2>" in page
+    for chart in ("headline", "speedup", "time_to_accuracy", "loss_per_epoch"):
+        assert (work / "results" / "report" / "plots" / f"{chart}.png").is_file()
+    noise = pd.read_csv(work / "results" / "noise.csv")
+    assert list(noise.threads) == [1, 2] and (noise.probes == 2 * 3 * len(stacks)).all()
 
 
 def test_missing_archive_is_named_with_its_config_key_before_anything_runs(tmp_path):
@@ -250,11 +287,12 @@ import os, subprocess, sys, time
 if os.environ.get("SLEEPER_CHILD") is None:
     sys.exit(subprocess.run([sys.executable, *sys.argv], env={**os.environ, "SLEEPER_CHILD": "1"}).returncode)
 log = os.environ["SLEEPER_LOG"]
+run = sys.argv[1].split("/runs/")[1].rsplit("/", 1)[0]  # <dataset>/<model>/<stack>/threads<T>/repeat<R>
 with open(log, "a") as f:
-    f.write(f"start {os.getpid()} {time.time()}\\n")
+    f.write(f"start {os.getpid()} {time.time()} {run}\\n")
 time.sleep(float(os.environ.get("SLEEPER_SECONDS", "2")))
 with open(log, "a") as f:
-    f.write(f"end {os.getpid()} {time.time()}\\n")
+    f.write(f"end {os.getpid()} {time.time()} {run}\\n")
 """
 
 
@@ -277,8 +315,23 @@ def test_training_runs_never_overlap_whatever_resources_the_command_line_adds(tm
     snakemake(tmp_path / "work", "--configfile", str(SMOKE), "--cores", "4", "--resources", "mem_mb=16000",
               "--config", "stacks=[sleeper-0,sleeper-1]", "study=[{model: lstm, dataset: smoke-imdb}]",
               env=env, repo=repo)
-    events = sorted((float(t), kind) for kind, _, t in (line.split() for line in log.read_text().splitlines()))
+    events = sorted((float(t), kind) for kind, _, t, _ in (line.split() for line in log.read_text().splitlines()))
     assert [kind for _, kind in events] == ["start", "end", "start", "end"]
+
+
+def test_repeats_run_round_by_round_across_stacks(tmp_path):
+    """A B C A B C: every stack's repeat 1 before any repeat 2, so a slow spell of the
+    machine hits every stack alike."""
+    repo = sleeper_checkout(tmp_path, 3)
+    log = tmp_path / "sleeper.log"
+    env = {**os.environ, "PYTHONPATH": str(repo / "python"), "SLEEPER_LOG": str(log), "SLEEPER_SECONDS": "0.2"}
+    snakemake(tmp_path / "work", "--configfile", str(SMOKE), "--config", "stacks=[sleeper-0,sleeper-1,sleeper-2]",
+              "study=[{model: lstm, dataset: smoke-imdb}]", "repeats=3", env=env, repo=repo)
+    starts = sorted((float(t), run) for kind, _, t, run in (line.split() for line in log.read_text().splitlines())
+                    if kind == "start")
+    rounds = [int(run.rsplit("repeat", 1)[1]) for _, run in starts]
+    assert rounds == [1, 1, 1, 2, 2, 2, 3, 3, 3], starts
+    assert all(len({run.split("/")[2] for _, run in starts[i:i + 3]}) == 3 for i in (0, 3, 6))
 
 
 def test_killing_snakemake_leaves_no_process_and_no_record(tmp_path):
@@ -300,7 +353,7 @@ def test_killing_snakemake_leaves_no_process_and_no_record(tmp_path):
     time.sleep(8)  # longer than the stack would have slept
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
     assert "end" not in log.read_text()
-    assert not (work / "results" / "records" / "smoke-imdb" / "lstm" / "sleeper-0.json").exists()
+    assert not list((work / "results" / "records").rglob("*.json"))
 
 
 @pytest.mark.parametrize("status, rebuilt", [("ok", False), ("unavailable", True)])

@@ -3,11 +3,12 @@
 # here; the launcher derives the record from these values.
 # Twins: python/dlrosetta/measurements.py, r/R/measurements.R
 
-const MEASUREMENTS_VERSION = 1
+const MEASUREMENTS_VERSION = 2
 const MEASUREMENTS_STATUSES = ("ok", "skipped")
 # What an ok run must have measured, then what it may leave null; both in schema order.
 const MEASURED = (:language_version, :framework_version, :device, :parameter_count, :epoch_seconds,
-                  :train_loss_per_epoch, :test_accuracy, :eval_seconds, :startup_seconds, :peak_rss_mb)
+                  :train_loss_per_epoch, :test_accuracy_per_epoch, :eval_seconds_per_epoch, :startup_seconds,
+                  :peak_rss_mb)
 const MEASURED_OPTIONAL = (:fused_kernel, :kernel_notes)
 
 """

@@ -207,18 +207,20 @@ end
         schema = read_schema("measurements")
         ok = (status = "ok", stack = "some-stack", model = "lstm", dataset = "d", framework_version = "f",
               device = "cpu", parameter_count = 7, epoch_seconds = [1.5], train_loss_per_epoch = [0.25],
-              test_accuracy = 0.5, eval_seconds = 0.1, startup_seconds = 3.0, peak_rss_mb = 100.0,
-              fused_kernel = false, kernel_notes = "notes")
+              test_accuracy_per_epoch = [0.5], eval_seconds_per_epoch = [0.1], startup_seconds = 3.0,
+              peak_rss_mb = 100.0, fused_kernel = false, kernel_notes = "notes")
         path = write_measurements(joinpath(TMP, "measurements.json"); ok...)
         doc = read_json(path)
         @test Set(string.(keys(D.measurements(; ok...)))) == Set(keys(schema["properties"]))  # every key
         @test doc["measurements_version"] == schema["properties"]["measurements_version"]["const"]
         @test doc["reason"] === nothing && doc["language_version"] == string(VERSION)
         @test doc["epoch_seconds"] == [1.5] && doc["parameter_count"] === 7   # arrays stay arrays
+        @test doc["test_accuracy_per_epoch"] == [0.5] && doc["eval_seconds_per_epoch"] == [0.1]
         @test all(haskey(doc, k) for k in schema["then"]["required"])
         # kernel notes may be left out; required measurements may not.
         @test !haskey(D.measurements(; ok..., kernel_notes = nothing), :kernel_notes)
-        @test_throws ArgumentError D.measurements(; ok..., test_accuracy = nothing)
+        @test_throws ArgumentError D.measurements(; ok..., test_accuracy_per_epoch = nothing)
+        @test_throws ArgumentError D.measurements(; ok..., test_accuracy = 0.5)   # version 1's single accuracy
         @test_throws ArgumentError D.measurements(; ok..., reason = "why")
         @test_throws ArgumentError D.measurements(; ok..., status = "failed")
         @test_throws ArgumentError D.measurements(; ok..., steady_epoch_seconds = 1.0)   # statistics are the launcher's

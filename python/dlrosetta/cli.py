@@ -2,7 +2,7 @@
 
   prepare   data set -> shards          order    epoch order file
   weights   initial-weights bundle      probe    machine description + GEMM rate
-  launch    one stack run -> record     aggregate records -> summary.csv/.parquet
+  launch    one stack run -> record     aggregate records -> summary/runs/epochs/noise tables
   report    summary -> HTML + Markdown report
 """
 from __future__ import annotations
@@ -48,16 +48,17 @@ def main(argv=None) -> int:
     # `launch` has its own parser (dlrosetta.launch); listed here for --help.
     sub.add_parser("launch", help="run one stack from a run spec", add_help=False)
 
-    s = sub.add_parser("aggregate", help="records -> summary table")
+    s = sub.add_parser("aggregate", help="records -> summary, runs, epochs and noise tables")
     s.add_argument("records", nargs="+", type=Path)
     s.add_argument("--machine", type=Path, required=True)
     s.add_argument("--plan-json", type=_json_arg, default=None,
                    help="record file -> run parameters the record must match to belong to the study")
-    s.add_argument("--csv", type=Path, required=True)
-    s.add_argument("--parquet", type=Path, required=True)
+    s.add_argument("--targets-json", type=_json_arg, default=None,
+                   help="data set -> target test accuracy (time to accuracy)")
+    s.add_argument("--out-dir", type=Path, required=True, help="where the tables go")
 
-    s = sub.add_parser("report", help="summary -> HTML and Markdown report")
-    s.add_argument("--summary", type=Path, required=True)
+    s = sub.add_parser("report", help="tables -> HTML and Markdown report")
+    s.add_argument("--tables", type=Path, required=True, help="the folder aggregate wrote its tables to")
     s.add_argument("--machine", type=Path, required=True)
     s.add_argument("--config-json", type=_json_arg, required=True, help="the study's config")
     s.add_argument("--envs", type=Path, nargs="*", default=[], help="environment manifests")
@@ -83,19 +84,15 @@ def main(argv=None) -> int:
         from dlrosetta.weights import write_initial_weights
         write_initial_weights(a.out, model_spec(a.model, a.model_config_json), a.seed, a.model_config_json)
     elif a.command == "probe":
-        import os
-
         from dlrosetta.machine import probe
-        from dlrosetta.threads import thread_env
-        os.environ.update(thread_env(a.threads))  # before NumPy loads its BLAS (machine.py imports it late)
         from dlrosetta.measurements import write_json_atomic
         write_json_atomic(a.out, probe(a.threads))
     elif a.command == "aggregate":
         from dlrosetta.aggregate import write_summary
-        write_summary(a.records, a.machine, a.csv, a.parquet, a.plan_json)
+        write_summary(a.records, a.machine, a.out_dir, a.plan_json, a.targets_json)
     elif a.command == "report":
         from dlrosetta.report import render_report
-        render_report(a.summary, a.machine, a.config_json, a.envs, a.html, a.markdown, a.plots)
+        render_report(a.tables, a.machine, a.config_json, a.envs, a.html, a.markdown, a.plots)
     return 0
 
 

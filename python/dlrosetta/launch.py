@@ -7,6 +7,8 @@ the study goes on (docs/stack-contract.md, "The launcher"):
   runtime or environment missing -> `skipped`, reason names what is missing;
   non-zero exit, timeout, no or invalid measurements -> `failed`, reason holds the log's tail;
   otherwise the record built from the stack's measurements.
+Around every run it measures the float32 GEMM rate at the run's threads (before and
+after), so each record carries the speed of the machine it ran on, when it ran.
 
 The stack runs in a process group of its own. A timeout ends the whole group (a stack
 that re-executes itself, R's Python threads); so do SIGTERM/SIGINT to the launcher and
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from dlrosetta.checksum import sha256_file
-from dlrosetta.machine import cpu_model
+from dlrosetta.machine import cpu_model, gemm_probe
 from dlrosetta.record import Record, RecordError, validate_json
 from dlrosetta.registry import REPO, Stack, get_stack
 from dlrosetta.runspec import RunSpec
@@ -145,18 +147,18 @@ def log_tail(log_path: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
-def _context(spec: RunSpec, stack: Stack) -> dict[str, Any]:
+def _context(spec: RunSpec, stack: Stack, repeat: Optional[int]) -> dict[str, Any]:
     """The record fields the launcher knows whatever the stack did."""
     return dict(stack=stack.id, language=stack.language, framework=stack.framework, backend=stack.backend,
                 model=spec.model, dataset=spec.dataset, hyperparameters=spec.hyperparameters,
-                threads=spec.threads, seed=spec.seed, device=spec.device,
+                threads=spec.threads, seed=spec.seed, device=spec.device, repeat=repeat,
                 stack_code_sha256=stack.code_sha256(), host_cpu=cpu_model())
 
 
 def status_record(spec: RunSpec, stack: Stack, status: str, reason: str,
-                  run_seconds: Optional[float] = None) -> Record:
+                  run_seconds: Optional[float] = None, repeat: Optional[int] = None) -> Record:
     """The record of a run that measured nothing: skipped or failed, with the reason."""
-    return Record(status=status, reason=reason, run_seconds=run_seconds, **_context(spec, stack))
+    return Record(status=status, reason=reason, run_seconds=run_seconds, **_context(spec, stack, repeat))
 
 
 def train_samples_per_epoch(spec: RunSpec) -> int:
@@ -166,21 +168,26 @@ def train_samples_per_epoch(spec: RunSpec) -> int:
 
 
 def record_from_measurements(spec: RunSpec, stack: Stack, data: Mapping[str, Any],
-                             run_seconds: float) -> Record:
+                             run_seconds: float, repeat: Optional[int] = None) -> Record:
     validate_json(data, "measurements")
     if (data["stack"], data["model"], data["dataset"]) != (stack.id, spec.model, spec.dataset):
         raise RecordError(f"the measurements are for {data['stack']}/{data['dataset']}/{data['model']}, "
                           f"not {stack.id}/{spec.dataset}/{spec.model}")
-    context = _context(spec, stack)
+    context = _context(spec, stack, repeat)
     if data["status"] == "skipped":
         return Record(status="skipped", reason=data["reason"], run_seconds=run_seconds,
                       language_version=data.get("language_version"), **context)
+    for series in ("train_loss_per_epoch", "test_accuracy_per_epoch", "eval_seconds_per_epoch"):
+        if len(data[series]) != len(data["epoch_seconds"]):
+            raise RecordError(f"{series} has {len(data[series])} values for {len(data['epoch_seconds'])} epochs")
     context["device"] = data["device"]
     measured = {k: data.get(k) for k in (
         "language_version", "framework_version", "parameter_count", "train_loss_per_epoch",
-        "test_accuracy", "eval_seconds", "startup_seconds", "peak_rss_mb", "fused_kernel", "kernel_notes")}
+        "test_accuracy_per_epoch", "startup_seconds", "peak_rss_mb", "fused_kernel", "kernel_notes")}
     return Record(status="ok", **context, **measured, run_seconds=run_seconds,
                   final_train_loss=data["train_loss_per_epoch"][-1],
+                  test_accuracy=data["test_accuracy_per_epoch"][-1],
+                  eval_seconds=data["eval_seconds_per_epoch"][-1],
                   shards_sha256=sha256_file(spec.shards),
                   initial_weights_sha256=sha256_file(spec.initial_weights) if spec.initial_weights else None,
                   **Record.timing_fields(data["epoch_seconds"], train_samples_per_epoch(spec)))
@@ -188,10 +195,10 @@ def record_from_measurements(spec: RunSpec, stack: Stack, data: Mapping[str, Any
 
 def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
            venvs_dir: Optional[Path] = None, timeout_s: Optional[float] = None,
-           stack: Optional[Stack] = None) -> Record:
+           stack: Optional[Stack] = None, repeat: Optional[int] = None) -> Record:
     """Run the stack named in the spec (or the one given) and write the final record to
-    record_path; work_dir receives the stack's run spec. Raises Interrupted, writing
-    nothing, when stopped from outside."""
+    record_path; work_dir receives the stack's run spec; `repeat` is the run's 1-based
+    repeat. Raises Interrupted, writing nothing, when stopped from outside."""
     stack = stack or get_stack(spec.stack)
     venvs_dir = venvs_dir or default_venvs_dir()
     measurements = Path(spec.measurements)
@@ -200,7 +207,7 @@ def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
     try:
         command, extra_env = resolve_command(stack, venvs_dir)
     except RuntimeMissing as e:
-        record = status_record(spec, stack, "skipped", str(e))
+        record = status_record(spec, stack, "skipped", str(e), repeat=repeat)
     else:
         spec_path = work_dir / "spec.json"
         spec.write(spec_path)
@@ -208,30 +215,33 @@ def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a") as log:
             print(f"$ {' '.join(command)} {spec_path}", file=log, flush=True)
+            gemm_before = gemm_probe(spec.threads)
             start = time.perf_counter()
             rc = run_group([*command, str(spec_path)], env, log, timeout_s)
             seconds = time.perf_counter() - start
-        record = _finish(spec, stack, rc, seconds, measurements, log_path, timeout_s)
+            gemm_after = gemm_probe(spec.threads)
+        record = _finish(spec, stack, rc, seconds, measurements, log_path, timeout_s, repeat).replace(
+            gemm_float32_gflops_before=gemm_before, gemm_float32_gflops_after=gemm_after)
     validate_json(record.to_dict(), "record")
     record.write(record_path)
     return record
 
 
-def _finish(spec, stack, rc, seconds, measurements: Path, log_path: Path, timeout_s) -> Record:
+def _finish(spec, stack, rc, seconds, measurements: Path, log_path: Path, timeout_s, repeat) -> Record:
     if rc is None:
         return status_record(spec, stack, "failed", f"timed out after {timeout_s:.0f} s; log tail:\n"
-                             f"{log_tail(log_path)}", seconds)
+                             f"{log_tail(log_path)}", seconds, repeat)
     if rc != 0:
         return status_record(spec, stack, "failed", f"exit code {rc}; log tail:\n{log_tail(log_path)}",
-                             seconds)
+                             seconds, repeat)
     try:
         data = json.loads(measurements.read_text())
-        return record_from_measurements(spec, stack, data, seconds)
+        return record_from_measurements(spec, stack, data, seconds, repeat)
     except FileNotFoundError:
         return status_record(spec, stack, "failed", f"the stack exited 0 without writing its measurements "
-                             f"{measurements}; log tail:\n{log_tail(log_path)}", seconds)
+                             f"{measurements}; log tail:\n{log_tail(log_path)}", seconds, repeat)
     except (json.JSONDecodeError, RecordError) as e:
-        return status_record(spec, stack, "failed", f"the stack wrote invalid measurements: {e}", seconds)
+        return status_record(spec, stack, "failed", f"the stack wrote invalid measurements: {e}", seconds, repeat)
 
 
 def resolved(spec: RunSpec) -> RunSpec:
@@ -244,14 +254,14 @@ def resolved(spec: RunSpec) -> RunSpec:
 
 
 def launch_from_json(spec_json: str, record: Path, log: Path, venvs: Optional[Path] = None,
-                     timeout_minutes: Optional[float] = None) -> Record:
+                     timeout_minutes: Optional[float] = None, repeat: Optional[int] = None) -> Record:
     """The train rule's step: the run spec as JSON, paths relative to the working
     directory."""
     spec = resolved(RunSpec(**json.loads(spec_json)))
     log = Path(log)
     log.unlink(missing_ok=True)
     record = launch(spec, Path(record), Path(spec.measurements).parent, log, venvs,
-                    timeout_minutes * 60 if timeout_minutes else None)
+                    timeout_minutes * 60 if timeout_minutes else None, repeat=repeat)
     print(f"{record.stack}: {record.status} {record.reason or ''}", file=sys.stderr)
     return record
 
@@ -264,10 +274,11 @@ def main(argv=None) -> int:
     p.add_argument("--log", type=Path, required=True)
     p.add_argument("--venvs", type=Path, default=None, help="stack environments (default .venvs)")
     p.add_argument("--timeout-minutes", type=float, default=None)
+    p.add_argument("--repeat", type=int, default=None, help="1-based repeat of this run, for the record")
     a = p.parse_args(argv)
     _die_with_parent()
     try:
-        launch_from_json(a.spec_json, a.record, a.log, a.venvs, a.timeout_minutes)
+        launch_from_json(a.spec_json, a.record, a.log, a.venvs, a.timeout_minutes, a.repeat)
     except Interrupted as e:
         print(f"launcher stopped ({e}): the stack's process group was ended, no record written",
               file=sys.stderr)

@@ -1,7 +1,11 @@
 """What the study ran on: CPU, cores, memory, BLAS, runtimes, and the float32 GEMM rate.
 
-The GEMM rate (NumPy's BLAS, the study's thread count) is the ceiling each stack's
-training throughput is compared with in the report.
+Two GEMM measurements: the machine probe (n=2048, best of 5, once per study) describes
+the machine; the launcher's quick probe (`gemm_probe`: n=1024, best of 3, about 0.1 s)
+runs just before and just after every training run at the run's threads, on the node
+that runs it. The quick probes are the ceiling each run's throughput is compared with
+("of GEMM") and show whether the machine's speed drifted during the study
+(docs/statistics.md, "Noise").
 """
 from __future__ import annotations
 
@@ -60,6 +64,15 @@ def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def gemm_probe(threads: int, n: int = 1024, repeats: int = 3) -> float:
+    """The quick float32 GEMM rate with NumPy's BLAS limited to `threads` (threadpoolctl,
+    so it works after NumPy has loaded its BLAS)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(threads), user_api="blas"):
+        return gemm_gflops(n, repeats)
+
+
 def _version(cmd: list[str]) -> str | None:
     if shutil.which(cmd[0]) is None:
         return None
@@ -83,7 +96,7 @@ def probe(threads: int, gemm_n: int = 2048) -> dict[str, Any]:
         "blas": blas_info(),
         "threads": threads,
         "gemm_n": gemm_n,
-        "gemm_float32_gflops": gemm_gflops(gemm_n),
+        "gemm_float32_gflops": gemm_probe(threads, gemm_n, 5),
         "r": _version(["Rscript", "--version"]),
         "julia": _version(["julia", "--version"]),
     }

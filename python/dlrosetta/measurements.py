@@ -11,11 +11,14 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-MEASUREMENTS_VERSION = 1
+MEASUREMENTS_VERSION = 2
 STATUSES = ("ok", "skipped")
 OK_FIELDS = ("language_version", "framework_version", "device", "parameter_count", "epoch_seconds",
-             "train_loss_per_epoch", "test_accuracy", "eval_seconds", "startup_seconds", "peak_rss_mb")
+             "train_loss_per_epoch", "test_accuracy_per_epoch", "eval_seconds_per_epoch", "startup_seconds",
+             "peak_rss_mb")
 OPTIONAL_FIELDS = ("fused_kernel", "kernel_notes")
+#: The per-epoch series: JSON arrays of floats, whatever sequence of numbers a stack gives.
+SERIES = ("epoch_seconds", "train_loss_per_epoch", "test_accuracy_per_epoch", "eval_seconds_per_epoch")
 
 
 def measurements(status: str, stack: str, model: str, dataset: str, reason: Optional[str] = None,
@@ -34,7 +37,7 @@ def measurements(status: str, stack: str, model: str, dataset: str, reason: Opti
         raise ValueError(f"an ok run must measure {missing}")
     doc = {"measurements_version": MEASUREMENTS_VERSION, "status": status, "reason": reason,
            "stack": stack, "model": model, "dataset": dataset, **fields}
-    for name in ("epoch_seconds", "train_loss_per_epoch"):
+    for name in SERIES:
         if doc.get(name) is not None:
             doc[name] = [float(v) for v in doc[name]]
     return doc

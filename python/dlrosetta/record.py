@@ -23,9 +23,11 @@ from typing import Any, Mapping, Optional
 
 from dlrosetta.measurements import write_json_atomic
 
-SCHEMA_VERSION = "2.0.0"
+SCHEMA_VERSION = "2.1.0"
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 STATUSES = ("ok", "skipped", "failed")
+#: Per-epoch fields, tuples in Python, lists in JSON.
+SERIES = ("epoch_seconds", "train_loss_per_epoch", "test_accuracy_per_epoch")
 
 
 class RecordError(ValueError):
@@ -63,6 +65,7 @@ class Record:
     train_loss_per_epoch: Optional[tuple[float, ...]] = None
     final_train_loss: Optional[float] = None
     test_accuracy: Optional[float] = None
+    test_accuracy_per_epoch: Optional[tuple[float, ...]] = None
     eval_seconds: Optional[float] = None
     startup_seconds: Optional[float] = None
     peak_rss_mb: Optional[float] = None
@@ -71,6 +74,9 @@ class Record:
     run_seconds: Optional[float] = None
     stack_code_sha256: Optional[str] = None
     host_cpu: Optional[str] = None
+    repeat: Optional[int] = None
+    gemm_float32_gflops_before: Optional[float] = None
+    gemm_float32_gflops_after: Optional[float] = None
     host: str = field(default_factory=socket.gethostname)
     created_at: str = field(default_factory=utc_now)
     schema_version: str = SCHEMA_VERSION
@@ -82,7 +88,7 @@ class Record:
             raise RecordError(f"a {self.status} record needs a reason")
         if self.status == "ok" and self.reason is not None:
             raise RecordError("an ok record has no reason")
-        for name in ("epoch_seconds", "train_loss_per_epoch"):
+        for name in SERIES:
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(float(v) for v in value))
@@ -101,7 +107,7 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        for name in ("epoch_seconds", "train_loss_per_epoch"):
+        for name in SERIES:
             if d[name] is not None:
                 d[name] = list(d[name])
         return d

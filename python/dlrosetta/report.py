@@ -1,5 +1,8 @@
 """Render the comparison report: a self-contained HTML page (charts embedded, works
-offline) and a Markdown summary, from the templates in report/ at the repo root."""
+offline) and a Markdown summary, from the aggregation's tables (aggregate.py) and the
+templates in report/ at the repo root. Nothing is computed here that the tables do not
+hold, except the wording: the headline sentences say what the ratios and ties say.
+"""
 from __future__ import annotations
 
 import base64
@@ -11,31 +14,32 @@ from typing import Iterable
 
 import jinja2
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from dlrosetta.registry import REPO, STACKS  # noqa: E402
+from dlrosetta.statistics import DRIFT_LIMIT, NOISY_CV  # noqa: E402
 
 TEMPLATES = REPO / "report"
-STATUS_COLORS = {"skipped": "#bbbbbb", "failed": "#d62728"}  # ok bars take their language's colour
 LANGUAGE_COLORS = {"python": "#2b7bba", "r": "#7b3294", "julia": "#1a9850"}
-
-#: (column, chart title, x-axis label): one horizontal bar chart per metric.
-CHARTS = [
-    ("steady_epoch_seconds", "Steady seconds per epoch (lower is better)", "seconds"),
-    ("steady_samples_per_second", "Steady training samples per second", "samples / s"),
-    ("warmup_epoch_seconds", "First epoch: warm-up and compilation", "seconds"),
+LANGUAGE_NAMES = {"python": "Python", "r": "R", "julia": "Julia"}
+#: (column, chart title, x-axis label): bar charts of the headline thread count.
+BAR_CHARTS = [
+    ("warmup_epoch_seconds_median", "First epoch: warm-up and compilation (median over repeats)", "seconds"),
     ("gemm_fraction", "Achieved training FLOP/s as a fraction of float32 GEMM", "fraction"),
-    ("peak_rss_mb", "Peak resident memory", "MiB"),
-    ("test_accuracy", "Test accuracy after training", "accuracy"),
+    ("peak_rss_mb_max", "Peak resident memory (largest over repeats)", "MiB"),
 ]
+LINE_STYLES = ["-", "--", ":", "-."]
 
 
 def _fmt(value, digits=3):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, int):
@@ -43,27 +47,181 @@ def _fmt(value, digits=3):
     return str(value)
 
 
-def _chart(df: pd.DataFrame, column: str, title: str, xlabel: str) -> tuple[bytes, str]:
-    groups = list(df.groupby(["dataset", "model"]))
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 0.45 * max(
-        len(g) for _, g in groups) + 1.6), squeeze=False)
-    for ax, ((dataset, model), g) in zip(axes[0], groups):
-        g = g.sort_values("stack", ascending=False)
-        values = pd.to_numeric(g[column], errors="coerce").fillna(0.0)
-        colors = [LANGUAGE_COLORS.get(lang, "#888") if s == "ok" else STATUS_COLORS[s]
-                  for lang, s in zip(g["language"], g["status"])]
-        ax.barh(g["stack"].tolist(), values.tolist(), color=colors)
-        for y, (v, s) in enumerate(zip(values, g["status"])):
-            ax.text(v, y, f" {_fmt(v)}" if s == "ok" else f" {s}", va="center", fontsize=8)
-        ax.set_title(f"{model} on {dataset}", fontsize=10)
-        ax.set_xlabel(xlabel)
-        ax.margins(x=0.25)
-    fig.suptitle(title, fontsize=11)
+def _interval(row: dict, prefix: str, digits: int = 3, suffix: str = "") -> str:
+    """`median [low, high]` of a summary row's estimate columns."""
+    if row.get(f"{prefix}_median") is None and row.get(prefix) is None:
+        return "–"
+    value = row.get(f"{prefix}_median", row.get(prefix))
+    low, high = row.get(f"{prefix}_ci_low"), row.get(f"{prefix}_ci_high")
+    return f"{_fmt(value, digits)}{suffix} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+
+
+def _ratio(row: dict, name: str) -> str:
+    if row.get(f"vs_{name}") is None:
+        return "–"
+    return (f"{row[f'vs_{name}']:.2f}x [{row[f'vs_{name}_ci_low']:.2f}, {row[f'vs_{name}_ci_high']:.2f}]")
+
+
+def _png(fig) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, pil_kwargs={"compress_level": 1})  # fast; the HTML holds them once
     plt.close(fig)
-    return buf.getvalue(), title
+    return buf.getvalue()
+
+
+def _panels(n: int, height: float):
+    fig, axes = plt.subplots(1, n, figsize=(6.2 * n, height), squeeze=False)
+    return fig, axes[0]
+
+
+def _color(row) -> str:
+    return LANGUAGE_COLORS.get(row["language"], "#888")
+
+
+def headline_chart(cases: list[dict]) -> bytes:
+    """Median steady seconds per epoch with its 95 % interval, fastest on top, one panel
+    per (data set, model)."""
+    fig, axes = _panels(len(cases), 0.42 * max(len(c["rows"]) for c in cases) + 1.8)
+    for ax, case in zip(axes, cases):
+        rows = [r for r in case["rows"] if r["steady_epoch_seconds_median"] is not None][::-1]
+        y = range(len(rows))
+        med = [r["steady_epoch_seconds_median"] for r in rows]
+        err = [[m - r["steady_epoch_seconds_ci_low"] for m, r in zip(med, rows)],
+               [r["steady_epoch_seconds_ci_high"] - m for m, r in zip(med, rows)]]
+        ax.barh(list(y), med, xerr=err, color=[_color(r) for r in rows], alpha=0.85, capsize=3,
+                error_kw={"elinewidth": 1.2})
+        ax.set_yticks(list(y), [r["stack"] for r in rows])
+        for i, r in enumerate(rows):
+            ax.text(r["steady_epoch_seconds_ci_high"], i, f"  {_fmt(r['steady_epoch_seconds_median'])}",
+                    va="center", fontsize=8)
+        ax.set_title(f"{case['model']} on {case['dataset']} ({case['threads']} threads)", fontsize=10)
+        ax.set_xlabel("median steady seconds per epoch, 95 % interval (lower is better)")
+        ax.margins(x=0.18)
+    return _png(fig)
+
+
+def _per_stack_lines(ax, epochs: pd.DataFrame, x: str, y: str, stacks: list[dict]) -> None:
+    """One line per stack: the per-epoch median over its repeats."""
+    for k, s in enumerate(stacks):
+        e = epochs[epochs["stack"] == s["stack"]].groupby("epoch", as_index=False)[
+            [c for c in (x, y) if c != "epoch"]].median()
+        ax.plot(e[x], e[y], LINE_STYLES[k // len(LANGUAGE_COLORS) % len(LINE_STYLES)], marker="o",
+                markersize=3, color=_color(s), label=s["stack"])
+
+
+def epochs_chart(cases: list[dict], epochs: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
+                 title: str, target: bool = False) -> bytes:
+    fig, axes = _panels(len(cases), 4.2)
+    for ax, case in zip(axes, cases):
+        e = epochs[(epochs.dataset == case["dataset"]) & (epochs.model == case["model"])
+                   & (epochs.threads == case["threads"])]
+        _per_stack_lines(ax, e, x, y, case["rows"])
+        if target and case["target"] is not None:
+            ax.axhline(case["target"], color="#999", linestyle="--", linewidth=1)
+            ax.text(ax.get_xlim()[0], case["target"], f" target {case['target']:g}", va="bottom", fontsize=8)
+        ax.set_title(f"{case['model']} on {case['dataset']}", fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if x == "epoch":
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(title, fontsize=11)
+    return _png(fig)
+
+
+def speedup_chart(scaling: list[dict]) -> bytes:
+    """Samples/s at each thread count over samples/s at the fewest, with the ideal."""
+    fig, axes = _panels(len(scaling), 4.2)
+    for ax, case in zip(axes, scaling):
+        counts = case["threads"]
+        for k, s in enumerate(case["stacks"]):
+            points = [(t, v) for t, v in zip(counts, s["speedup"]) if v is not None]
+            ax.plot(*zip(*points), LINE_STYLES[k // len(LANGUAGE_COLORS) % len(LINE_STYLES)], marker="o",
+                    markersize=3, color=LANGUAGE_COLORS.get(s["language"], "#888"), label=s["stack"])
+        ax.plot(counts, [t / counts[0] for t in counts], color="#999", linestyle="--", label="ideal")
+        ax.set_xticks(counts)
+        ax.set_title(f"{case['model']} on {case['dataset']}", fontsize=10)
+        ax.set_xlabel("threads")
+        ax.set_ylabel(f"samples/s over samples/s at {counts[0]} thread(s)")
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("Thread scaling: speed-up of the median steady samples/s", fontsize=11)
+    return _png(fig)
+
+
+def bar_chart(cases: list[dict], column: str, title: str, xlabel: str) -> bytes:
+    fig, axes = _panels(len(cases), 0.42 * max(len(c["rows"]) for c in cases) + 1.6)
+    for ax, case in zip(axes, cases):
+        rows = case["rows"][::-1]
+        values = [r[column] or 0.0 for r in rows]
+        ax.barh([r["stack"] for r in rows], values, color=[_color(r) for r in rows])
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {_fmt(v)}", va="center", fontsize=8)
+        ax.set_title(f"{case['model']} on {case['dataset']}", fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.margins(x=0.2)
+    fig.suptitle(title, fontsize=11)
+    return _png(fig)
+
+
+def headline_sentences(rows: list[dict]) -> list[str]:
+    """What a user came for, from one (data set, model, threads) case's ranked rows:
+    the fastest stack and its ties, each other language's fastest stack against the
+    fastest Python stack, and each stack against its Python twin. Overlapping intervals
+    are stated as ties, never as an order."""
+    ok = [r for r in rows if r["steady_epoch_seconds_median"] is not None]
+    if not ok:
+        return []
+    fastest = ok[0]  # rows come sorted as the aggregation ranked them
+    ties = [r for r in ok if r["tie_with_fastest"]]
+    out = [f"Fastest: {fastest['stack']} at {_interval(fastest, 'steady_epoch_seconds', suffix=' s')} per epoch"
+           + ("; indistinguishable from it (intervals overlap): "
+              + ", ".join(f"{r['stack']} ({_ratio(r, 'fastest')})" for r in ties) if ties else "") + "."]
+    python = fastest.get("fastest_python_stack")
+    for language in sorted({r["language"] for r in ok} - {"python"}):
+        best = next(r for r in ok if r["language"] == language)
+        if python is None:
+            continue
+        name = f"{LANGUAGE_NAMES.get(language, language)} ({best['stack']}, its fastest stack)"
+        out.append(f"On this machine, {name} is indistinguishable from the fastest Python stack, {python}: "
+                   f"{_ratio(best, 'fastest_python')}." if best["tie_with_fastest_python"] else
+                   f"On this machine, {name} costs {_ratio(best, 'fastest_python')} the time of the fastest "
+                   f"Python stack, {python}.")
+    for r in ok:
+        if r.get("python_twin"):
+            through = f"{r['stack']} ({LANGUAGE_NAMES.get(r['language'], r['language'])} through {r['framework']})"
+            out.append(f"{through} is indistinguishable from its Python twin {r['python_twin']}: "
+                       f"{_ratio(r, 'python_twin')}." if r["tie_with_python_twin"] else
+                       f"{through} costs {_ratio(r, 'python_twin')} the time of its Python twin {r['python_twin']}.")
+    return out
+
+
+def noise_flags(summary: pd.DataFrame, noise: pd.DataFrame) -> list[str]:
+    """Every sign that the machine was not quiet, with what it means."""
+    flags = []
+    for r in noise.to_dict("records"):
+        if r["drifting"]:
+            flags.append(f"The machine's float32 GEMM rate at {r['threads']} thread(s) moved by "
+                         f"{r['drift']:.0%} during the study (medians of {r['windows']} windows of consecutive "
+                         f"probes from {r['min_window_gflops']:.0f} to {r['max_window_gflops']:.0f} GFLOP/s; "
+                         f"start {r['start_gflops']:.0f}, end {r['end_gflops']:.0f}): something else used the "
+                         f"CPU for a while, or its clock changed. Runs made at different times are not "
+                         f"comparable to better than that; rerun on a quiet machine. Runs in the slowest "
+                         f"window: {r['slowest_window_runs'].replace(';', ', ')}.")
+    for r in summary[summary.noisy.astype(bool)].to_dict("records"):
+        flags.append(f"{r['stack']} ({r['model']} on {r['dataset']}, {r['threads']} threads): its steady "
+                     f"epochs vary by {r['steady_epoch_seconds_cv']:.0%} (coefficient of variation over "
+                     f"{r['steady_epochs']} epochs of {r['repeats']} repeats; epochs from "
+                     f"{r['steady_epoch_seconds_min']:.3g} to {r['steady_epoch_seconds_max']:.3g} s). Its "
+                     f"interval is wide accordingly; differences inside it are noise.")
+    return flags
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """A table with None for missing values; whole-number columns stay whole numbers
+    where some rows have none (unreadable records have no repeat)."""
+    df = pd.read_csv(path, dtype={"threads": "Int64", "repeat": "Int64", "repeats": "Int64", "rank": "Int64"})
+    return df.astype(object).where(df.notna(), None)
 
 
 def _environments(env_manifests: Iterable[Path]) -> list[dict]:
@@ -80,44 +238,88 @@ def _environments(env_manifests: Iterable[Path]) -> list[dict]:
     return envs
 
 
-def retry_command(row: dict, threads) -> str:
+def retry_command(row: dict, cores) -> str:
     """The command that makes a skipped or failed run again (rules/common.smk retries
     it on a plain run too, once its cause may have gone)."""
-    return f"snakemake --cores {threads} results/records/{row['dataset']}/{row['model']}/{row['stack']}.json"
+    return f"snakemake --cores {cores} {row['record_file']}"
 
 
-def render_report(summary_csv: Path, machine_json: Path, config: dict,
-                  env_manifests: Iterable[Path], html_path: Path, markdown_path: Path,
-                  plots_dir: Path) -> None:
-    df = pd.read_csv(summary_csv)
-    df = df.astype(object).where(df.notna(), None)
+def scaling_cases(summary: pd.DataFrame) -> list[dict]:
+    """Per (data set, model), each stack's median samples/s at every thread count, its
+    speed-up over the fewest threads and the parallel efficiency at the most."""
+    counts = sorted(summary.threads.dropna().unique())
+    if len(counts) < 2:
+        return []
+    cases = []
+    for (dataset, model), g in summary.groupby(["dataset", "model"], sort=True):
+        stacks = []
+        for stack, s in g.groupby("stack", sort=False):
+            sps = dict(zip(s.threads, s.steady_samples_per_second_median))
+            base = sps.get(counts[0])
+            speedup = [sps[t] / base if base and sps.get(t) else None for t in counts]
+            stacks.append({"stack": stack, "language": s.language.iloc[0],
+                           "samples_per_second": [sps.get(t) for t in counts], "speedup": speedup,
+                           "efficiency": (speedup[-1] / (counts[-1] / counts[0]) if speedup[-1] else None)})
+        cases.append({"dataset": dataset, "model": model, "threads": [int(t) for t in counts], "stacks": stacks})
+    return cases
+
+
+def render_report(tables: Path, machine_json: Path, config: dict, env_manifests: Iterable[Path],
+                  html_path: Path, markdown_path: Path, plots_dir: Path) -> None:
+    summary, runs = _read(tables / "summary.csv"), _read(tables / "runs.csv")
+    epochs, noise = pd.read_csv(tables / "epochs.csv"), _read(tables / "noise.csv")
     machine = json.loads(Path(machine_json).read_text())
-    plots_dir.mkdir(parents=True, exist_ok=True)
+    main_threads = int(summary.threads.max()) if len(summary) else None
+    # Tables per (data set, model, threads), fastest first (aggregate sorted them).
+    tables_ = [{"dataset": d, "model": m, "threads": int(t), "target": g.target_accuracy.iloc[0],
+                "rows": g.to_dict("records")}
+               for (d, m, t), g in summary.groupby(["dataset", "model", "threads"], sort=True)]
+    cases = [t for t in tables_ if t["threads"] == main_threads]
+    for t in tables_:
+        t["sentences"] = headline_sentences(t["rows"])
+    measured = [{**c, "rows": [r for r in c["rows"] if r["steady_epoch_seconds_median"] is not None]}
+                for c in cases]
+    measured = [c for c in measured if c["rows"]]
     charts = []
-    for column, title, xlabel in CHARTS:
-        png, title = _chart(df[df.belongs.astype(bool)], column, title, xlabel)
-        (plots_dir / f"{column}.png").write_bytes(png)
-        charts.append({"title": title, "file": f"plots/{column}.png",
-                       "data": base64.b64encode(png).decode()})
-    belongs = df.belongs.astype(bool)
-    tables = [{"dataset": d, "model": m, "rows": g.to_dict("records")}
-              for (d, m), g in df[belongs].groupby(["dataset", "model"], sort=True)]
-    apart = df[~belongs].to_dict("records")
-    problems = [{**r, "retry": retry_command(r, config.get("threads", 1))}
-                for r in df[belongs & (df.status != "ok")].to_dict("records")]
+    plots_dir.mkdir(parents=True, exist_ok=True)  # a study with no ok run has no chart, and the folder is an output
+
+    def add(name: str, title: str, png: bytes) -> None:
+        (plots_dir / f"{name}.png").write_bytes(png)
+        charts.append({"name": name, "title": title, "data": base64.b64encode(png).decode()})
+
+    scaling = scaling_cases(summary[summary.status == "ok"])
+    if measured:
+        add("headline", "Median steady seconds per epoch with 95 % intervals", headline_chart(measured))
+        add("loss_per_epoch", "Training loss per epoch", epochs_chart(
+            measured, epochs, "epoch", "train_loss", "epoch", "mean training loss",
+            "Training loss per epoch (median over repeats): the stacks learn alike"))
+        add("time_to_accuracy", "Test accuracy against training seconds", epochs_chart(
+            measured, epochs, "cumulative_seconds", "test_accuracy", "cumulative training seconds (warm-up included)",
+            "test accuracy", "Test accuracy after each epoch against training time (median over repeats)",
+            target=True))
+        if scaling:
+            add("speedup", "Thread scaling", speedup_chart(scaling))
+        for column, title, xlabel in BAR_CHARTS:
+            add(column, title, bar_chart(measured, column, title, xlabel))
+    belongs = runs.belongs.astype(bool)
+    problems = [{**r, "retry": retry_command(r, main_threads or 1)}
+                for r in runs[belongs & (runs.status != "ok")].to_dict("records")]
     stacks = [{"id": s.id, "language": s.language, "framework": s.framework, "backend": s.backend,
                "description": s.description, "folder": str(s.folder.relative_to(REPO))}
-              for s in STACKS.values() if s.id in set(df["stack"])]
+              for s in STACKS.values() if s.id in set(summary["stack"])]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = _fmt
-    context = {"tables": tables, "apart": apart, "problems": problems, "stacks": stacks,
-               "charts": charts, "machine": machine,
+    env.filters["interval"] = _interval
+    env.filters["ratio"] = _ratio
+    context = {"tables": tables_, "main_threads": main_threads, "problems": problems, "stacks": stacks,
+               "charts": {c["name"]: c for c in charts}, "machine": machine, "scaling": scaling,
+               "flags": noise_flags(summary, noise), "noise": noise.to_dict("records"),
+               "apart": runs[~belongs].to_dict("records"),
                "config": config, "config_text": json.dumps(config, indent=2),
-               "envs": _environments(env_manifests),
-               "counts": df[belongs].status.value_counts().to_dict(),
-               "frameworks": sorted({(r["stack"], r["framework"], r["framework_version"], r["language_version"])
-                                     for r in df.to_dict("records") if r["framework_version"]})}
+               "envs": _environments(env_manifests), "noisy_cv": NOISY_CV, "drift_limit": DRIFT_LIMIT,
+               "counts": runs[belongs].status.value_counts().to_dict(), "groups": len(summary),
+               "repeats": config.get("repeats")}
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(env.get_template("index.html.j2").render(**context))
     markdown_path.write_text(env.get_template("summary.md.j2").render(**context))

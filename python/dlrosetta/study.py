@@ -7,6 +7,7 @@ from its data set, with errors that name the config key.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -28,9 +29,12 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Run:
+    """One training process: a repeat of (data set, model, stack) at a thread count."""
     dataset: str
     model: str
     stack: str
+    threads: int
+    repeat: int = 1
 
 
 def _model_config(model: str, models: Mapping, dataset_cfg: Mapping) -> dict[str, Any]:
@@ -87,8 +91,30 @@ class Study:
         """The config's stack ids; `all` is every registered stack."""
         return list(STACKS) if self.config["stacks"] == "all" else list(self.config["stacks"])
 
+    def thread_counts(self) -> list[int]:
+        """`threads` as a sorted list; `all` is every count from 1 to the logical cores."""
+        t = self.config["threads"]
+        if t == "all":
+            return list(range(1, (os.cpu_count() or 1) + 1))
+        return sorted(t) if isinstance(t, list) else [t]
+
+    @property
+    def repeats(self) -> int:
+        return int(self.config["repeats"])
+
     def runs(self) -> list[Run]:
-        return [Run(e["dataset"], e["model"], s) for e in self.config["study"] for s in self.stacks()]
+        """Every run, round by round: repeat 1 of every (data set, model, stack, threads)
+        before any repeat 2, the order the train rule's priority asks the scheduler for."""
+        return [Run(e["dataset"], e["model"], s, t, r) for r in range(1, self.repeats + 1)
+                for t in self.thread_counts() for e in self.config["study"] for s in self.stacks()]
+
+    def target_accuracy(self, dataset: str) -> float | None:
+        return self.config["datasets"][dataset].get("target_accuracy")
+
+    def data_config(self, dataset: str) -> dict[str, Any]:
+        """What defines a data set's shards: its config without the keys that only the
+        summary reads (a new target accuracy prepares nothing again)."""
+        return {k: v for k, v in self.config["datasets"][dataset].items() if k != "target_accuracy"}
 
     def datasets(self) -> list[str]:
         return sorted({e["dataset"] for e in self.config["study"]})
@@ -107,23 +133,23 @@ class Study:
     def shared_weights(self) -> bool:
         return self.config["initial_weights"] == "shared"
 
-    def run_parameters(self, run: Run, threads: int) -> dict[str, Any]:
+    def run_parameters(self, run: Run) -> dict[str, Any]:
         """What a run's result depends on besides its input files' content. The train rule
         passes these as a parameter, so Snakemake reruns the run when one changes (rerun
         trigger `params`). No path or timeout is among them: a moved checkout or another
-        time limit reruns nothing."""
+        time limit reruns nothing; nor is the repeat, which is in the record's path."""
         return {"stack": run.stack, "model": run.model, "dataset": run.dataset,
                 "model_config": self.model_config(run.dataset, run.model),
-                "training": self.training(run.model), "threads": threads,
+                "training": self.training(run.model), "threads": run.threads,
                 "seed": self.config["seed"], "device": self.config["device"],
                 "init_seed": self.config["seed"]}
 
-    def run_spec(self, run: Run, threads: int, shards: str, order: str,
+    def run_spec(self, run: Run, shards: str, order: str,
                  weights: str | None, measurements: str, check: str | None = None,
                  check_steps: int = 0) -> RunSpec:
         """Paths are kept as given (relative to the working directory, so rule params
         stay valid when the checkout moves); the launcher makes them absolute."""
-        return RunSpec(**self.run_parameters(run, threads), shards=str(shards), order=str(order),
+        return RunSpec(**self.run_parameters(run), shards=str(shards), order=str(order),
                        initial_weights=str(weights) if weights else None,
                        measurements=str(measurements),
                        check=check, check_steps=check_steps)

@@ -4,19 +4,19 @@
 #
 # Twins: python/dlrosetta/measurements.py, julia/src/measurements.jl
 
-MEASUREMENTS_VERSION <- 1L
+MEASUREMENTS_VERSION <- 2L
 MEASUREMENTS_STATUSES <- c("ok", "skipped")
 MEASUREMENTS_FIELDS <- c(
   "measurements_version", "status", "reason", "stack", "model", "dataset", "language_version",
   "framework_version", "device", "parameter_count", "epoch_seconds", "train_loss_per_epoch",
-  "test_accuracy", "eval_seconds", "startup_seconds", "peak_rss_mb", "fused_kernel", "kernel_notes")
+  "test_accuracy_per_epoch", "eval_seconds_per_epoch", "startup_seconds", "peak_rss_mb", "fused_kernel", "kernel_notes")
 MEASUREMENTS_REQUIRED <- c("measurements_version", "status", "stack", "model", "dataset")
 # What an ok run must have measured.
 MEASUREMENTS_REQUIRED_OK <- c(
   "language_version", "framework_version", "device", "parameter_count", "epoch_seconds",
-  "train_loss_per_epoch", "test_accuracy", "eval_seconds", "startup_seconds", "peak_rss_mb")
+  "train_loss_per_epoch", "test_accuracy_per_epoch", "eval_seconds_per_epoch", "startup_seconds", "peak_rss_mb")
 # Fields that are JSON arrays even when they hold one number.
-MEASUREMENTS_ARRAYS <- c("epoch_seconds", "train_loss_per_epoch")
+MEASUREMENTS_ARRAYS <- c("epoch_seconds", "train_loss_per_epoch", "test_accuracy_per_epoch", "eval_seconds_per_epoch")
 
 #' Write a stack's measurements as JSON, atomically: the fields given (schema names),
 #' in schema order, with measurements_version added and reason null for an ok run;

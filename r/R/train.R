@@ -1,7 +1,8 @@
 # The training loop every R stack shares; a stack supplies its steps, its evaluation and
 # what only it can say (docs/stack-contract.md, "What a stack does"). Every epoch is timed
-# whole, the first included, and the evaluation apart; the raw measurements are written
-# (the launcher derives the record), or in check mode the first steps' losses.
+# whole, the first included; after each, the test split is evaluated outside the epoch's
+# stopwatch and timed apart. The raw measurements are written (the launcher derives the
+# record), or in check mode the first steps' losses.
 #
 # Twins: python/dlrosetta/stacks/train.py, julia/stacks/julia-native/src/train.jl
 
@@ -33,7 +34,9 @@ write_skipped <- function(spec, reason) {
 
 #' Train as the spec says and write the measurements (or, in check mode, the step losses).
 #' `train_batches(batches)` runs one optimiser step per row of 0-based sample indices and
-#' returns each step's loss (synchronised); `evaluate()` returns the test accuracy;
+#' returns each step's loss (synchronised); `evaluate()` returns the test accuracy, called
+#' after every epoch, and must leave training as it was (inference mode, no statistic or
+#' optimiser state updated);
 #' `measured()` returns the stack's own fields: framework_version, device,
 #' parameter_count, fused_kernel, kernel_notes.
 #' @export
@@ -49,18 +52,20 @@ run_training <- function(spec, order, train_batches, evaluate, measured) {
   }
   startup <- process_age_seconds()
   epochs <- as.integer(spec$training$epochs)
-  epoch_seconds <- numeric(epochs)
-  losses <- numeric(epochs)
+  epoch_seconds <- losses <- accuracies <- eval_seconds <- numeric(epochs)
   for (epoch in seq_len(epochs)) {
     timed <- stopwatch(mean(train_batches(epoch_batches(order, epoch, batch_size))))
     epoch_seconds[epoch] <- timed$seconds
     losses[epoch] <- timed$value
-    message(sprintf("[%s] epoch %d/%d: %.2f s, loss %.4f", spec$stack, epoch, epochs, timed$seconds, timed$value))
+    evaluation <- stopwatch(evaluate())
+    accuracies[epoch] <- evaluation$value
+    eval_seconds[epoch] <- evaluation$seconds
+    message(sprintf("[%s] epoch %d/%d: %.2f s, loss %.4f, test accuracy %.4f", spec$stack, epoch, epochs,
+                    timed$seconds, timed$value, evaluation$value))
   }
-  evaluation <- stopwatch(evaluate())
   do.call(write_measurements, c(
     list(spec$measurements, status = "ok"), measurements_base(spec), measured(),
-    list(epoch_seconds = epoch_seconds, train_loss_per_epoch = losses, test_accuracy = evaluation$value,
-         eval_seconds = evaluation$seconds, startup_seconds = startup, peak_rss_mb = peak_rss_mb())))
+    list(epoch_seconds = epoch_seconds, train_loss_per_epoch = losses, test_accuracy_per_epoch = accuracies,
+         eval_seconds_per_epoch = eval_seconds, startup_seconds = startup, peak_rss_mb = peak_rss_mb())))
   invisible(NULL)
 }

@@ -4,7 +4,8 @@ It writes raw measurements (dlrosetta.measurements); the launcher derives the re
 What is timed (docs/stack-contract.md): each epoch's wall seconds from its first batch
 gather to the synchronised mean loss, covering data gathering, forward, backward and the
 optimiser step. Every epoch is reported, the first (graph tracing, XLA/JIT compile,
-allocator warm-up) included; evaluation is timed separately.
+allocator warm-up) included. After every epoch the whole test split is evaluated in
+inference mode, outside the epoch's stopwatch and timed on its own (time to accuracy).
 
 Twins: r/stacks/r-keras/R/train.R, julia/stacks/julia-native/src/train.jl.
 """
@@ -63,7 +64,9 @@ class Trainer(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(self) -> float:
-        """Accuracy on the whole test split (inference mode: BN running statistics)."""
+        """Accuracy on the whole test split (inference mode: BN running statistics).
+        Called between epochs, so it leaves training as it was: no statistic, optimiser
+        state or random stream updated, the training mode back for the next epoch."""
 
 
 def pick_accelerator(requested: str, visible: Optional[str], framework: str) -> Optional[str]:
@@ -99,23 +102,24 @@ def run(spec: RunSpec, trainer_cls: type[Trainer]) -> None:
         return
 
     startup = process_age_seconds()
-    epoch_seconds, losses = [], []
+    epoch_seconds, losses, accuracies, eval_seconds = [], [], [], []
     for epoch in range(spec.epochs):
         batches = epoch_batches(order, epoch, spec.batch_size)
         with Stopwatch() as sw:
             losses.append(float(trainer.train_epoch(batches)))
         epoch_seconds.append(sw.seconds)
+        with Stopwatch() as ev:
+            accuracies.append(float(trainer.evaluate()))
+        eval_seconds.append(ev.seconds)
         print(f"[{spec.stack}] epoch {epoch + 1}/{spec.epochs}: {sw.seconds:.2f} s, "
-              f"loss {losses[-1]:.4f}", file=sys.stderr, flush=True)
-    with Stopwatch() as sw:
-        accuracy = float(trainer.evaluate())
+              f"loss {losses[-1]:.4f}, test accuracy {accuracies[-1]:.4f}", file=sys.stderr, flush=True)
 
     write_measurements(spec.measurements, "ok", spec.stack, spec.model, spec.dataset,
                        language_version=platform.python_version(),
                        framework_version=trainer.framework_version(), device=trainer.device_name(),
                        parameter_count=trainer.parameter_count(), epoch_seconds=epoch_seconds,
-                       train_loss_per_epoch=losses, test_accuracy=accuracy, eval_seconds=sw.seconds,
-                       startup_seconds=startup, peak_rss_mb=peak_rss_mb(),
+                       train_loss_per_epoch=losses, test_accuracy_per_epoch=accuracies,
+                       eval_seconds_per_epoch=eval_seconds, startup_seconds=startup, peak_rss_mb=peak_rss_mb(),
                        fused_kernel=trainer.fused_kernel, kernel_notes=trainer.kernel_notes)
 
 

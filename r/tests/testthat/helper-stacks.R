@@ -98,7 +98,11 @@ test_entry_point_contract <- function(skip_without_framework, framework_version,
     expect_length(m$train_loss_per_epoch, 2)
     expect_true(all(unlist(m$epoch_seconds) > 0))
     expect_identical(m$parameter_count, as.integer(parameter_count(model_spec("lstm", TINY_LSTM))))
-    expect_true(m$test_accuracy >= 0 && m$test_accuracy <= 1)
+    accuracy <- unlist(m$test_accuracy_per_epoch)  # after each epoch
+    expect_length(accuracy, 2)
+    expect_true(all(accuracy >= 0 & accuracy <= 1))
+    expect_length(m$eval_seconds_per_epoch, 2)
+    expect_true(all(unlist(m$eval_seconds_per_epoch) >= 0))
     expect_true(m$startup_seconds > 0 && m$peak_rss_mb > 0)
     expect_identical(m$fused_kernel, fused_kernel)
     expect_match(m$kernel_notes, kernel_notes, fixed = TRUE)

@@ -16,17 +16,32 @@ test_that("every epoch is timed and its mean loss kept; the batches follow the o
   spec <- fake_spec()
   run_training(spec, ORDER,
                train_batches = function(b) { seen[[length(seen) + 1]] <<- b; rep(length(seen), nrow(b)) },
-               evaluate = function() 0.75, measured = MEASURED)
+               evaluate = function() length(seen) / 10, measured = MEASURED)
   m <- jsonlite::fromJSON(spec$measurements)
   expect_equal(m$status, "ok")
   expect_equal(m$train_loss_per_epoch, c(1, 2, 3))
   expect_length(m$epoch_seconds, 3)
   expect_true(all(m$epoch_seconds > 0))
-  expect_equal(m$test_accuracy, 0.75)
+  expect_equal(m$test_accuracy_per_epoch, c(0.1, 0.2, 0.3))  # evaluated after each epoch's training
   expect_equal(m$parameter_count, 7L)
   expect_equal(m$kernel_notes, "stand-in")
   expect_equal(seen[[2]], epoch_batches(ORDER, 2L, 2L))
   expect_null(m$steady_epoch_seconds)  # statistics are the launcher's
+})
+
+test_that("evaluation after every epoch is timed apart, outside the epoch's time", {
+  spec <- fake_spec()
+  sleep_s <- 0.2
+  messages <- capture_messages(
+    run_training(spec, ORDER, train_batches = function(b) rep(0.5, nrow(b)),
+                 evaluate = function() { Sys.sleep(sleep_s); 0.75 }, measured = MEASURED))
+  expect_length(messages, 3)
+  expect_match(messages, "epoch [123]/3: [0-9.]+ s, loss 0.5000, test accuracy 0.7500", all = TRUE)
+  m <- jsonlite::fromJSON(spec$measurements)
+  expect_equal(m$test_accuracy_per_epoch, rep(0.75, 3))
+  expect_length(m$eval_seconds_per_epoch, 3)
+  expect_true(all(m$eval_seconds_per_epoch >= sleep_s))
+  expect_true(all(m$epoch_seconds < sleep_s))
 })
 
 test_that("check mode writes the first steps' losses and the parameter count", {

@@ -1,7 +1,8 @@
 # The stack's run: read the spec, shards, order and weights (DLRosetta); train epoch by
 # epoch in the order file's batch order, timing every epoch (the first includes Julia's
-# compilation); evaluate; write the raw measurements, or in check mode the step losses.
-# Statistics over the epochs are the launcher's.
+# compilation), and evaluate after each, outside the epoch's timing; write the raw
+# measurements, or in check mode the step losses. Statistics over the epochs are the
+# launcher's.
 # Twins: python/dlrosetta/stacks/train.py, r/stacks/r-keras/R/train.R
 
 """
@@ -37,7 +38,11 @@ function train!(m::Model, opt::Optimizer, x::Array, y::Vector{Int32}, batches::A
     return total / size(batches, 2)
 end
 
-"Accuracy on (x, y) in inference mode, in batches of the model's batch size."
+"""
+Accuracy on (x, y) in inference mode, in batches of the model's batch size. Between
+epochs it leaves training as it was: BN's moving statistics are only read, and the
+batch buffers it fills are refilled by the next step.
+"""
 function evaluate(m::Model, x::Array, y::Vector{Int32})
     N, correct = length(y), 0
     for start in 0:m.batch:N - 1
@@ -95,6 +100,30 @@ end
 framework_version() = "JuliaNative.jl $(PACKAGE_VERSION), $(blas_description())"
 
 """
+    train_epochs(train_epoch, evaluate, epochs, stack) -> NamedTuple
+
+For each 0-based epoch: `train_epoch(epoch)` returns the epoch's mean loss, timed whole;
+then `evaluate()` returns the test accuracy, timed on its own, outside the epoch's time.
+Returns the per-epoch measurements under their schema names.
+"""
+function train_epochs(train_epoch, evaluate, epochs::Integer, stack::AbstractString)
+    epoch_seconds, losses, accuracies, eval_seconds = Float64[], Float64[], Float64[], Float64[]
+    for epoch in 0:epochs - 1
+        loss, seconds = stopwatch(() -> train_epoch(epoch))
+        accuracy, evaluation = stopwatch(evaluate)
+        push!(epoch_seconds, seconds)
+        push!(losses, loss)
+        push!(accuracies, accuracy)
+        push!(eval_seconds, evaluation)
+        @printf(stderr, "[%s] epoch %d/%d: %.2f s, loss %.4f, test accuracy %.4f\n", stack, epoch + 1, epochs,
+                seconds, loss, accuracy)
+        flush(stderr)
+    end
+    return (epoch_seconds = epoch_seconds, train_loss_per_epoch = losses, test_accuracy_per_epoch = accuracies,
+            eval_seconds_per_epoch = eval_seconds)
+end
+
+"""
     run_stack(spec; startup_pid = getpid())
 
 Everything a stack does (docs/stack-contract.md, "What a stack does"). `startup_pid` is
@@ -127,21 +156,12 @@ function run_stack(spec::RunSpec; startup_pid::Integer = getpid())
     end
 
     startup = process_age_seconds(startup_pid)
-    epoch_seconds, losses = Float64[], Float64[]
-    for epoch in 0:epochs(spec) - 1
-        batches = epoch_batches(order, epoch, batch)
-        loss, seconds = stopwatch(() -> train!(model, opt, shards.x_train, shards.y_train, batches))
-        push!(epoch_seconds, seconds)
-        push!(losses, loss)
-        @printf(stderr, "[%s] epoch %d/%d: %.2f s, loss %.4f\n", spec.stack, epoch + 1, epochs(spec), seconds, loss)
-        flush(stderr)
-    end
-    accuracy, eval_seconds = stopwatch(() -> evaluate(model, shards.x_test, shards.y_test))
+    train_epoch(epoch) = train!(model, opt, shards.x_train, shards.y_train, epoch_batches(order, epoch, batch))
+    per_epoch = train_epochs(train_epoch, () -> evaluate(model, shards.x_test, shards.y_test), epochs(spec), spec.stack)
 
     write_measurements(spec.measurements; status = "ok", stack = spec.stack, model = spec.model,
                        dataset = spec.dataset, framework_version = framework_version(), device = "cpu",
-                       parameter_count = parameter_count(model.params), epoch_seconds = epoch_seconds,
-                       train_loss_per_epoch = losses, test_accuracy = accuracy, eval_seconds = eval_seconds,
+                       parameter_count = parameter_count(model.params), per_epoch...,
                        startup_seconds = startup, peak_rss_mb = peak_rss_mb(), fused_kernel = false,
                        kernel_notes = kernel_notes(model))
     return nothing

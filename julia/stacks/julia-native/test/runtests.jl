@@ -286,6 +286,57 @@ const TMP = mktempdir()
         @test all(isfinite, losses) && losses[end] < 0.7 * losses[1]
     end
 
+    @testset "evaluating between epochs leaves training as it was" begin
+        rng = MersenneTwister(11)
+        images = (rand(rng, Float32, 3, 8, 8, 24), Int32.(rand(rng, 0:2, 24)),
+                  rand(rng, Float32, 3, 8, 8, 10), Int32.(rand(rng, 0:2, 10)))   # 10 test images: a short last batch
+        tokens = (Int32.(rand(rng, 0:6, 5, 24)), Int32.(rand(rng, 0:1, 24)),
+                  Int32.(rand(rng, 0:6, 5, 10)), Int32.(rand(rng, 0:1, 10)))
+        batches = reshape(Int32.(randperm(rng, 24) .- 1), 8, 3)
+        function resnet_sgd()
+            cfg = ResNetConfig(depth = 8, width = 4, shortcut = "B", num_classes = 3, image_size = 8)
+            m = ResNet{Float32}(cfg, 8)
+            return m, SGD(parameter_count(m.params), Float32; lr = 0.05, momentum = 0.9), cfg
+        end
+        function lstm_adam()
+            cfg = LSTMConfig(vocab_size = 7, embedding_dim = 3, units = 4, maxlen = 5, num_classes = 2)
+            m = LSTMNet{Float32}(cfg, 8)
+            opt = Adam(parameter_count(m.params), Float32; lr = 0.02, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8)
+            return m, opt, cfg
+        end
+        fields(opt) = [getfield(opt, f) for f in fieldnames(typeof(opt))]
+        # Losses, every tensor (weights, BN moving statistics) and the final accuracy after two
+        # epochs; evaluating after the first, when asked, must change no tensor or optimizer state.
+        function two_epochs(make, (x, y, xt, yt), evaluate_between)
+            m, opt, cfg = make()
+            load_weights!(m.params, initial_weights(model_spec(cfg), 1))
+            losses = [train!(m, opt, x, y, batches)]
+            if evaluate_between
+                state = deepcopy((m.params.arrays, fields(opt)))
+                accuracy = evaluate(m, xt, yt)
+                @test (m.params.arrays, fields(opt)) == state
+                @test evaluate(m, xt, yt) == accuracy
+            end
+            push!(losses, train!(m, opt, x, y, batches))
+            # A copy: the trainable tensors are windows onto memory the model owns.
+            return losses, deepcopy(m.params.arrays), evaluate(m, xt, yt)
+        end
+        @test two_epochs(resnet_sgd, images, true) == two_epochs(resnet_sgd, images, false)
+        @test two_epochs(lstm_adam, tokens, true) == two_epochs(lstm_adam, tokens, false)
+    end
+
+    @testset "train_epochs: an evaluation after every epoch, outside its time" begin
+        trained = Int[]
+        per_epoch = J.train_epochs(epoch -> (push!(trained, epoch); 0.5 * epoch),
+                                   () -> (sleep(0.2); length(trained) / 10), 3, "some-stack")
+        @test keys(per_epoch) ==
+              (:epoch_seconds, :train_loss_per_epoch, :test_accuracy_per_epoch, :eval_seconds_per_epoch)
+        @test trained == [0, 1, 2] && per_epoch.train_loss_per_epoch == [0.0, 0.5, 1.0]
+        @test per_epoch.test_accuracy_per_epoch == [0.1, 0.2, 0.3]   # each after its epoch's training
+        @test length(per_epoch.eval_seconds_per_epoch) == 3 && all(>=(0.2), per_epoch.eval_seconds_per_epoch)
+        @test all(<(0.2), per_epoch.epoch_seconds)   # the epochs' times hold no evaluation
+    end
+
     @testset "optimizers" begin
         w, g = Float64[1, 2], Float64[0.5, -1]
         sgd = SGD(2, Float64; lr = 0.1, momentum = 0.9)
@@ -335,12 +386,13 @@ const TMP = mktempdir()
         r = read_json(spec["measurements"])
         schema = read_schema("measurements")
         @test Set(keys(r)) == Set(keys(schema["properties"]))   # raw measurements only, every one
-        @test r["status"] == "ok" && r["reason"] === nothing && r["measurements_version"] == 1
+        @test r["status"] == "ok" && r["reason"] === nothing && r["measurements_version"] == 2
         @test r["stack"] == "julia-native" && r["model"] == "lstm" && r["dataset"] == "tiny" && r["device"] == "cpu"
         @test r["language_version"] == string(VERSION) && startswith(r["framework_version"], "JuliaNative.jl ")
         @test length(r["epoch_seconds"]) == 2 && all(>(0), r["epoch_seconds"])
         @test r["train_loss_per_epoch"][1] ≈ sum(check["losses"]) / 2   # same batches, same weights
-        @test 0 <= r["test_accuracy"] <= 1 && r["eval_seconds"] >= 0
+        @test length(r["test_accuracy_per_epoch"]) == 2 && all(a -> 0 <= a <= 1, r["test_accuracy_per_epoch"])
+        @test length(r["eval_seconds_per_epoch"]) == 2 && all(>=(0), r["eval_seconds_per_epoch"])
         @test r["peak_rss_mb"] > 0 && r["startup_seconds"] > 0
         @test r["parameter_count"] == check["parameter_count"] && r["fused_kernel"] === false
         @test occursin("one Julia thread", r["kernel_notes"])
