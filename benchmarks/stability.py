@@ -18,7 +18,7 @@ import sys
 
 from study import overhead, print_study, run_study
 
-KEY = ["dataset", "model", "threads"]
+KEY = ["dataset", "model", "threads", "hardware"]
 
 
 def main() -> int:
@@ -31,10 +31,10 @@ def main() -> int:
         work, wall = run_study(a.configfile, f"stability{k}")
         studies.append((print_study(work, wall, f"{name}, study {k}"), work, wall))
     first, second = (s[s.status == "ok"].set_index(KEY + ["stack"]) for s, _, _ in studies)
-    both = first.join(second, lsuffix="_1", rsuffix="_2", how="inner")
-    both["ratio"] = both.steady_epoch_seconds_median_2 / both.steady_epoch_seconds_median_1
+    both = first.merge(second, left_index=True, right_index=True, suffixes=("_1", "_2"))
+    both = both.assign(ratio=both.steady_epoch_seconds_median_2 / both.steady_epoch_seconds_median_1)
     print(f"\n{'dataset/model':26} {'stack':17} {'thr':>3} {'median 1 s':>10} {'median 2 s':>10} {'ratio':>6}")
-    for (dataset, model, threads, stack), r in both.iterrows():
+    for (dataset, model, threads, _, stack), r in both.iterrows():
         print(f"{dataset + '/' + model:26} {stack:17} {threads:3} {r.steady_epoch_seconds_median_1:10.3f} "
               f"{r.steady_epoch_seconds_median_2:10.3f} {r.ratio:6.3f}")
     within = ((both.ratio >= 0.9) & (both.ratio <= 1.1)).mean()

@@ -1,6 +1,7 @@
 # Config validation (before any job runs), the study plan, shared paths and the rerun
 # bookkeeping (docs/configuration.md, "Incremental").
 import json
+import math
 import os
 import sys
 from functools import lru_cache
@@ -117,7 +118,8 @@ RETRY_STAMPS = ".snakemake/dlrosetta-retry"
 
 def env_retry_stamp(wildcards):
     manifest = Path(env_manifest_path(wildcards.env))
-    return retry_stamp(Path(f"{RETRY_STAMPS}/envs/{wildcards.env}.stamp"), manifest, env_retry_reason(manifest))
+    reason = env_retry_reason(manifest, REPO / "envs" / f"{wildcards.env}.txt")
+    return retry_stamp(Path(f"{RETRY_STAMPS}/envs/{wildcards.env}.stamp"), manifest, reason)
 
 
 def run_id(run):
@@ -146,4 +148,18 @@ def stack_code_sha256(stack_id):
 
 
 ALL_RECORDS = [record_path(r) for r in STUDY.runs()]
+
+
+# On a cluster, only training and the machine probe go to compute nodes; environment
+# builds (pip needs the network), data preparation, aggregation and the report run where
+# Snakemake runs. Locally this changes nothing.
+localrules:
+    all,
+    environments,
+    build_env,
+    shards,
+    epoch_order,
+    initial_weights,
+    aggregate,
+    report,
 ENVS_USED = sorted({get_stack(s).env for s in STACK_IDS if get_stack(s).env})

@@ -1,7 +1,8 @@
 # Stack environments: one venv per envs/<env>.txt, built on first use under venvs_dir.
 # Snakemake has no venv deployment; each stack runs with its environment's interpreter.
 # Rebuilt when the requirement file's content changes (not its mtime: a fresh clone
-# rebuilds nothing) and retried on the next run after a failed build.
+# rebuilds nothing), also where Snakemake has no record of the build (the retry stamp
+# compares the sha256 in the environment's manifest), and retried after a failed build.
 
 
 rule build_env:

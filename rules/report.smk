@@ -18,7 +18,6 @@ rule machine:
 rule aggregate:
     input:
         records=ALL_RECORDS,
-        machine="results/machine.json",
     output:
         summary=report("results/summary.csv", category="Tables", caption="../report/captions/summary.rst"),
         parquet="results/summary.parquet",
@@ -44,7 +43,7 @@ rule aggregate:
     conda:
         ORCHESTRATOR_ENV
     shell:
-        "dlrosetta aggregate {input.records:q} --machine {input.machine:q} --plan-json {params.plan:q}"
+        "dlrosetta aggregate {input.records:q} --plan-json {params.plan:q}"
         " --targets-json {params.targets:q} --out-dir results > {log:q} 2>&1"
 
 

@@ -25,6 +25,10 @@ rule train:
     resources:
         # Runs never share cores: timings stay clean whatever --cores is (rules/common.smk).
         training_slots=1,
+        # What a cluster job asks for (profiles/slurm): the memory the config allows a run,
+        # and its time limit with room for start-up and the GEMM probes.
+        mem_mb=config["run_memory_mb"],
+        runtime=math.ceil(config["timeout_minutes"]) + 5,
     # Round 1 of every stack before any round 2 (A B C A B C): the scheduler starts the
     # ready job of highest priority first.
     priority: lambda wildcards: STUDY.repeats - int(wildcards.repeat)

@@ -59,8 +59,8 @@ def build(tmp_path, last_round_gflops=None, blip_gflops=None):
             record("py-tf", status="failed",
                    reason="exit code 1; log tail:\n$ python -m dlrosetta.stacks.tensorflow spec.json\n"
                           "Traceback (most recent call last):\nValueError: Boom\n  (more context)"),
-            # Foreign: 8 threads on another machine; would otherwise be the fastest.
-            record("py-keras-torch", [1.0, 0.5, 0.5, 0.5], threads=8, host_cpu="Big CPU")]
+            # Foreign: 8 threads; would otherwise be the fastest.
+            record("py-keras-torch", [1.0, 0.5, 0.5, 0.5], threads=8)]
     for repeat in (1, 2, 3):
         gemm = (last_round_gflops,) * 2 if repeat == 3 and last_round_gflops else (100.0, 100.0)
         for stack, steady in STEADY.items():
@@ -89,7 +89,7 @@ def build(tmp_path, last_round_gflops=None, blip_gflops=None):
                                    "os": "Linux", "python": "3.11", "numpy": "2", "blas": "openblas",
                                    "threads": 2, "gemm_n": 64, "gemm_float32_gflops": 100.0,
                                    "r": None, "julia": None}))
-    tables = write_summary(paths, machine, tmp_path / "tables", plan, {"tiny": 0.75})
+    tables = write_summary(paths, tmp_path / "tables", plan, {"tiny": 0.75})
     return tmp_path, tables
 
 
@@ -141,8 +141,8 @@ def test_a_three_times_slower_repeat_is_flagged_noisy(study):
     assert df.loc["py-mx", "steady_epoch_seconds_ci_high"] > 7
     html, md, _ = render(tmp_path)
     for text in (html, md):
-        assert re.search(r"py-mx \(resnet on tiny, 2 threads\): its steady epochs vary by \d+%", text)
-        assert "py-torch (resnet on tiny, 2 threads): its steady" not in text
+        assert re.search(r"py-mx \(resnet on tiny, 2 threads, Test CPU\): its steady epochs vary by \d+%", text)
+        assert "py-torch (resnet on tiny, 2 threads, Test CPU): its steady" not in text
 
 
 def test_overlapping_intervals_are_a_tie_never_an_order(study):
@@ -187,7 +187,7 @@ def test_gemm_drift_of_20_percent_is_flagged(tmp_path):
     assert noise.start_gflops == 100.0 and noise.end_gflops == 80.0
     html, md, _ = render(tmp_path)
     for text in (html, md):
-        assert "float32 GEMM rate at 2 thread(s) moved by 20% during the study" in text
+        assert "float32 GEMM rate of Test CPU at 2 thread(s) moved by 20% during the study" in text
     assert "No sign of noise" not in html and "No sign of noise" not in md
 
 
@@ -197,7 +197,7 @@ def test_a_one_probe_blip_is_no_drift_but_shows_in_its_run(tmp_path):
     assert not noise.drifting and noise.min_gflops == 60.0
     assert tables["runs"].gemm_run_drift.max() == pytest.approx(0.4)
     html, md, _ = render(tmp_path)
-    assert "GEMM rate at 2 thread(s) moved" not in html + md
+    assert "at 2 thread(s) moved" not in html + md
     assert "40.0 %" in html  # the run's own change, in its stack's details
 
 
@@ -220,12 +220,39 @@ def test_foreign_and_unreadable_records_are_flagged_by_name_and_never_ranked(stu
     runs = tables["runs"].set_index("stack")
     foreign = runs.loc["py-keras-torch"]
     assert not foreign.belongs
-    assert "threads: record has 8, study has 2" in foreign.mismatch
-    assert "host_cpu: record has 'Big CPU', study has 'Test CPU'" in foreign.mismatch
+    assert foreign.mismatch == "threads: record has 8, study has 2"
     assert "py-keras-torch" not in set(tables["summary"]["stack"])
     old = runs.loc["py-tf-old"]
     assert old.status == "unreadable" and not old.belongs
     assert "repeat1.json" in old.reason and "'1.0.0'" in old.reason
+
+
+def test_runs_on_other_hardware_are_compared_only_among_themselves(tmp_path):
+    """A cluster gave some runs another CPU model, and one run a GPU: each kind of
+    hardware is its own comparison, named as such."""
+    recs = [record("py-torch", [3.0, 2.0, 2.0, 2.0], 1), record("jl-native", [3.0, 4.0, 4.0, 4.0], 1),
+            record("py-torch", [3.0, 1.0, 1.0, 1.0], 1, host_cpu="Big CPU"),
+            record("jl-native", [3.0, 1.5, 1.5, 1.5], 1, host_cpu="Big CPU"),
+            record("py-torch", [3.0, 0.2, 0.2, 0.2], 1, host_cpu="Big CPU", device="gpu:0 (Some GPU)")]
+    paths = []
+    for k, r in enumerate(recs):
+        paths.append(tmp_path / "records" / f"{k}.json")
+        r.write(paths[-1])
+    (tmp_path / "machine.json").write_text(json.dumps({"cpu_model": "Test CPU", "logical_cores": 2,
+                                                       "memory_gib": 1.0, "os": "Linux", "python": "3.11",
+                                                       "numpy": "2", "blas": "openblas", "threads": 2,
+                                                       "gemm_n": 64, "gemm_float32_gflops": 100.0,
+                                                       "r": None, "julia": None}))
+    summary = write_summary(paths, tmp_path / "tables")["summary"]
+    assert sorted(set(summary.hardware)) == ["Big CPU", "Test CPU", "gpu:0 (Some GPU) on Big CPU"]
+    by = summary.set_index(["hardware", "stack"])
+    assert by.loc[("Test CPU", "jl-native"), "vs_fastest"] == pytest.approx(2.0)
+    assert by.loc[("Big CPU", "jl-native"), "vs_fastest"] == pytest.approx(1.5)
+    assert by.loc[("Big CPU", "py-torch"), "fastest_stack"] == "py-torch"  # not the GPU run
+    assert by.loc[("gpu:0 (Some GPU) on Big CPU", "py-torch"), "rank"] == 1
+    html, md, _ = render(tmp_path)
+    assert "Runs came from 3 kinds of hardware" in html and "Runs came from 3 kinds of hardware" in md
+    assert "resnet on tiny, 2 threads, Big CPU" in html and "resnet on tiny, 2 threads, Test CPU" in md
 
 
 def test_cause_is_the_error_line_not_the_command_line(study):
@@ -266,14 +293,14 @@ def test_two_thread_counts_give_the_scaling_chart_and_efficiency(tmp_path):
                                                        "numpy": "2", "blas": "openblas", "threads": 2,
                                                        "gemm_n": 64, "gemm_float32_gflops": 100.0,
                                                        "r": None, "julia": None}))
-    tables = write_summary(paths, tmp_path / "machine.json", tmp_path / "tables")
+    tables = write_summary(paths, tmp_path / "tables")
     assert set(tables["summary"].threads) == {1, 2}
     html, md, out = render(tmp_path, {"threads": [1, 2], "repeats": 2, "initial_weights": "shared"})
     assert (out / "plots" / "speedup.png").stat().st_size > 1000
     assert "<h2>Thread scaling</h2>" in html
     # speed-up 1/0.6 = 1.67 at 2 threads: efficiency 0.83
     assert re.search(r"<td class=\"l\">py-torch</td>.*?<td>1.67</td><td>0.83</td>", html)
-    assert "| tiny | resnet | py-torch | 500 | 833 | 0.83 |" in md
+    assert "| resnet on tiny | py-torch | 500 | 833 | 0.83 |" in md
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (envs/setup.sh)")

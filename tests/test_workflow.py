@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from dlrosetta.checksum import sha256_file
 from dlrosetta.record import Record, validate_record_dict
 from dlrosetta.registry import STACKS
 
@@ -180,6 +181,26 @@ def test_a_moved_checkout_reruns_nothing_and_edited_stack_code_reruns_that_stack
     assert trains(snakemake(smoke, *args, env=env, repo=moved)) == set().union(*(records(stack=s) for s in sharing))
 
 
+def test_environments_are_rebuilt_on_content_not_mtime(tmp_path):
+    """A fresh clone has new mtimes on envs/*.txt: nothing is rebuilt. A changed
+    requirement file rebuilds its environment, even one Snakemake has no record of
+    building (here: built from this checkout, planned from the clone)."""
+    clone = scratch_checkout(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(clone / "python")}
+    args = ("-n", "--configfile", str(SMOKE), "--config", f"venvs_dir={REPO / '.venvs'}")
+    later = time.time() + 3600
+    for req in (clone / "envs").glob("*.txt"):
+        os.utime(req, (later, later))
+    assert "build_env" not in planned_jobs(snakemake(tmp_path / "fresh", *args, env=env, repo=clone).stdout)
+    stack = next(s for s in STACKS.values() if s.env)
+    req = clone / "envs" / f"{stack.env}.txt"
+    req.write_text(req.read_text() + "# a changed requirement\n")
+    out = snakemake(tmp_path / "changed", *args, env=env, repo=clone)
+    assert planned_jobs(out.stdout)["build_env"] == 1
+    assert f"{stack.env}.txt changed since the environment was built" in (
+        tmp_path / "changed" / ".snakemake" / "dlrosetta-retry" / "envs" / f"{stack.env}.stamp").read_text()
+
+
 def path_without(tmp_path: Path, hidden: set[str]) -> str:
     """A PATH holding every program of the current PATH except the hidden ones."""
     shim = tmp_path / "bin"
@@ -243,7 +264,8 @@ def test_a_foreign_record_is_flagged_and_not_ranked(smoke):
     df = pd.read_csv(smoke / "results" / "runs.csv")
     row = df[df.record_file == str(path.relative_to(smoke))].iloc[0]
     assert not row.belongs and "threads: record has 8, study has 2" in row.mismatch
-    assert "Some Other CPU" in (smoke / "results" / "report" / "summary.md").read_text().split("## Not compared")[1]
+    assert "threads: record has 8, study has 2" in (smoke / "results" / "report" / "summary.md").read_text().split(
+        "## Not compared")[1]
 
 
 def test_repeats_and_thread_counts_reach_the_summary_and_the_report(tmp_path):
@@ -362,7 +384,8 @@ def test_an_environment_whose_build_failed_is_rebuilt_on_the_next_run(tmp_path, 
     venvs = tmp_path / "venvs"
     (venvs / stack.env).mkdir(parents=True)
     (venvs / stack.env / "dlrosetta-env.json").write_text(json.dumps(
-        {"env": stack.env, "status": status, "reason": None if status == "ok" else "pip: no network"}))
+        {"env": stack.env, "status": status, "reason": None if status == "ok" else "pip: no network",
+         "requirements_sha256": sha256_file(REPO / "envs" / f"{stack.env}.txt")}))
     out = snakemake(tmp_path / "work", "-n", "--configfile", str(SMOKE), "--config", f"venvs_dir={venvs}",
                     f"stacks=[{stack.id}]")
     assert ("build_env" in planned_jobs(out.stdout)) == rebuilt

@@ -3,20 +3,21 @@
   runs.csv      one row per record (per repeat), the record's fields and its flags
   epochs.csv    one row per epoch of every compared ok run: seconds, cumulative seconds,
                 training loss, test accuracy (the loss and time-to-accuracy charts)
-  summary.csv   one row per (data set, model, stack, threads): the statistics over its
-                repeats (dlrosetta.statistics) and the comparisons, with intervals
-  noise.csv     one row per thread count: the GEMM probes around every run and how far
-                the machine's speed drifted over the study
+  summary.csv   one row per (data set, model, stack, threads, hardware): the statistics
+                over its repeats (dlrosetta.statistics) and the comparisons, with intervals
+  noise.csv     one row per (hardware, thread count): the GEMM probes around every run
+                and how far that hardware's speed drifted over the study
 
 Everything here is derived from the records, never typed in. Only records of the study
 as configured are compared: a record whose schema cannot be read, or that was made with
-other settings (threads, hyperparameters, seed, data, stack code) or on another CPU, is
-listed in runs.csv with `belongs` false and the mismatch named, and never ranked
-(docs/configuration.md, "Incremental").
+other settings (threads, hyperparameters, seed, data, stack code), is listed in runs.csv
+with `belongs` false and the mismatch named, and never ranked (docs/configuration.md,
+"Incremental"). Like hardware only: the hardware a run had (its node's CPU model, and
+the accelerator when it used one, both measured where it ran) is part of every group,
+so runs from different CPU or GPU models are never compared with each other.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Iterable, Optional
@@ -30,7 +31,9 @@ from dlrosetta.record import Record, RecordError
 from dlrosetta.statistics import (DRIFT_LIMIT, NOISY_CV, Estimate, change, drift, estimate, ratio, seed_of,
                                    windows)
 
-GROUP = ["dataset", "model", "stack", "threads"]
+GROUP = ["dataset", "model", "stack", "threads", "hardware"]
+#: What one comparison holds: every stack of a (data set, model) at one thread count on one kind of hardware.
+CASE = ["dataset", "model", "threads", "hardware"]
 #: Record fields copied into runs.csv as they are.
 RECORD_COLUMNS = [
     "dataset", "model", "stack", "threads", "repeat", "language", "framework", "backend", "status", "reason",
@@ -41,9 +44,9 @@ RECORD_COLUMNS = [
     "initial_weights_sha256", "created_at", "host", "host_cpu",
 ]
 RUN_COLUMNS = RECORD_COLUMNS + [
-    "batch_size", "epochs", "gemm_run_drift", "time_to_target_seconds", "belongs", "mismatch", "cause",
+    "hardware", "batch_size", "epochs", "gemm_run_drift", "time_to_target_seconds", "belongs", "mismatch", "cause",
     "record_file"]
-EPOCH_COLUMNS = ["dataset", "model", "stack", "language", "threads", "repeat", "epoch", "epoch_seconds",
+EPOCH_COLUMNS = ["dataset", "model", "stack", "language", "threads", "hardware", "repeat", "epoch", "epoch_seconds",
                  "cumulative_seconds", "train_loss", "test_accuracy"]
 #: Statistics over repeats (dlrosetta.statistics.Estimate) written per measured quantity.
 ESTIMATE_FIELDS = ["median", "ci_low", "ci_high", "cv", "min", "max"]
@@ -63,11 +66,11 @@ SUMMARY_COLUMNS = (
        "time_to_target_seconds_ci_high", "repeats_reaching_target",
        "test_accuracy_median", "final_train_loss_median", "startup_seconds_median", "peak_rss_mb_max",
        "train_gflops", "gemm_float32_gflops", "gemm_fraction", "gemm_run_drift_max"])
-NOISE_COLUMNS = ["threads", "probes", "windows", "start_gflops", "end_gflops", "min_window_gflops",
+NOISE_COLUMNS = ["hardware", "threads", "probes", "windows", "start_gflops", "end_gflops", "min_window_gflops",
                  "max_window_gflops", "min_gflops", "median_gflops", "max_gflops", "drift", "drifting",
                  "slowest_window_runs"]
 #: Record fields that must equal the study's expectation for the record to belong.
-EXPECTED_FIELDS = ("threads", "hyperparameters", "seed", "stack_code_sha256", "shards_sha256", "host_cpu")
+EXPECTED_FIELDS = ("threads", "hyperparameters", "seed", "stack_code_sha256", "shards_sha256")
 
 
 def cause(record: Record) -> str | None:
@@ -92,6 +95,13 @@ def mismatches(record: Record, expected: dict) -> list[str]:
     return out
 
 
+def hardware(record: Record) -> str:
+    """The kind of hardware a run had: its node's CPU model, and the accelerator it
+    trained on, if any (the stack reports it as its device, e.g. "gpu:0 (NVIDIA H200)")."""
+    cpu = record.host_cpu or "unknown CPU"
+    return cpu if record.device in (None, "cpu") else f"{record.device} on {cpu}"
+
+
 def time_to_target(record: Record, target: Optional[float]) -> Optional[float]:
     """Training seconds (warm-up epoch included, evaluation not) until the test accuracy
     after an epoch first reaches `target`; None if it never does."""
@@ -109,7 +119,7 @@ def run_rows(records: Iterable[tuple[str, Record]], expected: dict[str, dict],
     for path, r in records:
         wrong = mismatches(r, expected.get(str(path), {}))
         before, after = r.gemm_float32_gflops_before, r.gemm_float32_gflops_after
-        rows.append({**{k: getattr(r, k) for k in RECORD_COLUMNS},
+        rows.append({**{k: getattr(r, k) for k in RECORD_COLUMNS}, "hardware": hardware(r),
                      "batch_size": r.hyperparameters["training"]["batch_size"],
                      "epochs": r.hyperparameters["training"]["epochs"],
                      "gemm_run_drift": change([before, after]) if before and after else None,
@@ -125,7 +135,7 @@ def epoch_rows(records: Iterable[tuple[str, Record]]) -> list[dict]:
         cumulative = np.cumsum(r.epoch_seconds)
         for e, seconds in enumerate(r.epoch_seconds):
             rows.append({**{k: getattr(r, k) for k in ("dataset", "model", "stack", "language", "threads",
-                                                        "repeat")},
+                                                        "repeat")}, "hardware": hardware(r),
                          "epoch": e + 1, "epoch_seconds": seconds, "cumulative_seconds": float(cumulative[e]),
                          "train_loss": r.train_loss_per_epoch[e],
                          "test_accuracy": (r.test_accuracy_per_epoch[e] if r.test_accuracy_per_epoch
@@ -184,14 +194,14 @@ def _median(values) -> Optional[float]:
 
 
 def compare(rows: list[dict], estimates: list[dict]) -> None:
-    """Per (data set, model, threads): rank by median steady epoch seconds, where a rank
+    """Per (data set, model, threads, hardware): rank by median steady epoch seconds, where a rank
     counts only the stacks that are faster beyond doubt (intervals apart), and each
     stack's time against the fastest stack, the fastest Python stack and its Python twin
     (same framework and backend), each ratio with its interval and a tie flag."""
     by_case: dict[tuple, list[int]] = {}
     for i, row in enumerate(rows):
         if estimates[i]["time"] is not None:
-            by_case.setdefault((row["dataset"], row["model"], row["threads"]), []).append(i)
+            by_case.setdefault(tuple(row[k] for k in CASE), []).append(i)
     for members in by_case.values():
         times = {i: estimates[i]["time"] for i in members}
         order = {i: (times[i].median, rows[i]["stack"]) for i in members}  # the summary's sort order
@@ -234,23 +244,23 @@ def summary_rows(compared: list[tuple[dict, Record]], targets: dict[str, float])
 
 
 def noise_rows(compared: list[tuple[dict, Record]]) -> list[dict]:
-    """The GEMM probes of every compared run, per thread count, in the order the runs
+    """The GEMM probes of every compared run, per hardware and thread count, in the order the runs
     ended, summarised by windows of consecutive probes (statistics.windows): the first
     window is the study's start, the last its end, and the drift is the change between
     the window medians."""
     rows = []
-    by_threads: dict[int, list[Record]] = {}
-    for _, r in compared:
+    by_kind: dict[tuple[str, int], list[Record]] = {}
+    for row, r in compared:
         if r.gemm_float32_gflops_before and r.gemm_float32_gflops_after:
-            by_threads.setdefault(r.threads, []).append(r)
-    for threads, runs in sorted(by_threads.items()):
+            by_kind.setdefault((row["hardware"], r.threads), []).append(r)
+    for (kind, threads), runs in sorted(by_kind.items()):
         runs.sort(key=lambda r: r.created_at)
         probes = [p for r in runs for p in (r.gemm_float32_gflops_before, r.gemm_float32_gflops_after)]
         spans = windows(probes)
         medians = [m for _, _, m in spans]
         slowest = min(spans, key=lambda w: w[2])
         d = drift(probes)
-        rows.append({"threads": threads, "probes": len(probes), "windows": len(spans),
+        rows.append({"hardware": kind, "threads": threads, "probes": len(probes), "windows": len(spans),
                      "start_gflops": medians[0], "end_gflops": medians[-1], "min_window_gflops": min(medians),
                      "max_window_gflops": max(medians), "min_gflops": min(probes),
                      "median_gflops": float(np.median(probes)), "max_gflops": max(probes), "drift": d,
@@ -262,16 +272,15 @@ def noise_rows(compared: list[tuple[dict, Record]]) -> list[dict]:
     return rows
 
 
-def expected_fields(plan: dict[str, dict], machine: dict) -> dict[str, dict]:
+def expected_fields(plan: dict[str, dict]) -> dict[str, dict]:
     """The study's expectation per record file: the plan's run parameters and stack
-    code, the shards' current checksum and this machine's CPU."""
+    code, and the shards' current checksum."""
     out = {}
     for path, p in plan.items():
         shards = Path(p["shards"])
         out[path] = {"threads": p["threads"], "seed": p["seed"], "stack_code_sha256": p["stack_code_sha256"],
                      "hyperparameters": {"model": p["model_config"], "training": p["training"]},
-                     "shards_sha256": sha256_file(shards) if shards.is_file() else None,
-                     "host_cpu": machine.get("cpu_model")}
+                     "shards_sha256": sha256_file(shards) if shards.is_file() else None}
     return out
 
 
@@ -303,24 +312,22 @@ def summarize(records: Iterable[tuple[str, Record]], expected: dict[str, dict] |
     tables["runs"] = tables["runs"].sort_values(["dataset", "model", "stack", "threads", "repeat"],
                                                 ignore_index=True, na_position="last")
     tables["summary"] = tables["summary"].sort_values(
-        ["dataset", "model", "threads", "steady_epoch_seconds_median", "stack"], ignore_index=True)
+        [*CASE, "steady_epoch_seconds_median", "stack"], ignore_index=True)
     return tables
 
 
-def write_summary(record_paths: Iterable[os.PathLike], machine_path: os.PathLike, out_dir: Path,
-                  plan: dict[str, dict] | None = None, targets: dict[str, float] | None = None
+def write_summary(record_paths: Iterable[os.PathLike], out_dir: Path, plan: dict[str, dict] | None = None, targets: dict[str, float] | None = None
                   ) -> dict[str, pd.DataFrame]:
     """Reads the records and writes <out_dir>/{summary,runs,epochs,noise}.csv and
     summary.parquet. `plan` maps each record file to its run parameters (plus
     `stack_code_sha256`)."""
-    machine = json.loads(Path(machine_path).read_text())
     records, unreadable = [], []
     for p in record_paths:
         try:
             records.append((str(p), Record.read(p)))
         except RecordError as e:
             unreadable.append((str(p), str(e)))
-    tables = summarize(records, expected_fields(plan or {}, machine), unreadable, targets)
+    tables = summarize(records, expected_fields(plan or {}), unreadable, targets)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
         df.to_csv(out_dir / f"{name}.csv", index=False)

@@ -50,7 +50,6 @@ def main(argv=None) -> int:
 
     s = sub.add_parser("aggregate", help="records -> summary, runs, epochs and noise tables")
     s.add_argument("records", nargs="+", type=Path)
-    s.add_argument("--machine", type=Path, required=True)
     s.add_argument("--plan-json", type=_json_arg, default=None,
                    help="record file -> run parameters the record must match to belong to the study")
     s.add_argument("--targets-json", type=_json_arg, default=None,
@@ -89,7 +88,7 @@ def main(argv=None) -> int:
         write_json_atomic(a.out, probe(a.threads))
     elif a.command == "aggregate":
         from dlrosetta.aggregate import write_summary
-        write_summary(a.records, a.machine, a.out_dir, a.plan_json, a.targets_json)
+        write_summary(a.records, a.out_dir, a.plan_json, a.targets_json)
     elif a.command == "report":
         from dlrosetta.report import render_report
         render_report(a.tables, a.machine, a.config_json, a.envs, a.html, a.markdown, a.plots)

@@ -95,7 +95,7 @@ def headline_chart(cases: list[dict]) -> bytes:
         for i, r in enumerate(rows):
             ax.text(r["steady_epoch_seconds_ci_high"], i, f"  {_fmt(r['steady_epoch_seconds_median'])}",
                     va="center", fontsize=8)
-        ax.set_title(f"{case['model']} on {case['dataset']} ({case['threads']} threads)", fontsize=10)
+        ax.set_title(case["title"], fontsize=9)
         ax.set_xlabel("median steady seconds per epoch, 95 % interval (lower is better)")
         ax.margins(x=0.18)
     return _png(fig)
@@ -115,12 +115,12 @@ def epochs_chart(cases: list[dict], epochs: pd.DataFrame, x: str, y: str, xlabel
     fig, axes = _panels(len(cases), 4.2)
     for ax, case in zip(axes, cases):
         e = epochs[(epochs.dataset == case["dataset"]) & (epochs.model == case["model"])
-                   & (epochs.threads == case["threads"])]
+                   & (epochs.threads == case["threads"]) & (epochs.hardware == case["hardware"])]
         _per_stack_lines(ax, e, x, y, case["rows"])
         if target and case["target"] is not None:
             ax.axhline(case["target"], color="#999", linestyle="--", linewidth=1)
             ax.text(ax.get_xlim()[0], case["target"], f" target {case['target']:g}", va="bottom", fontsize=8)
-        ax.set_title(f"{case['model']} on {case['dataset']}", fontsize=10)
+        ax.set_title(case["title"], fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if x == "epoch":
@@ -141,7 +141,7 @@ def speedup_chart(scaling: list[dict]) -> bytes:
                     markersize=3, color=LANGUAGE_COLORS.get(s["language"], "#888"), label=s["stack"])
         ax.plot(counts, [t / counts[0] for t in counts], color="#999", linestyle="--", label="ideal")
         ax.set_xticks(counts)
-        ax.set_title(f"{case['model']} on {case['dataset']}", fontsize=10)
+        ax.set_title(case["title"], fontsize=9)
         ax.set_xlabel("threads")
         ax.set_ylabel(f"samples/s over samples/s at {counts[0]} thread(s)")
         ax.legend(fontsize=7, ncol=2)
@@ -157,7 +157,7 @@ def bar_chart(cases: list[dict], column: str, title: str, xlabel: str) -> bytes:
         ax.barh([r["stack"] for r in rows], values, color=[_color(r) for r in rows])
         for i, v in enumerate(values):
             ax.text(v, i, f" {_fmt(v)}", va="center", fontsize=8)
-        ax.set_title(f"{case['model']} on {case['dataset']}", fontsize=10)
+        ax.set_title(case["title"], fontsize=9)
         ax.set_xlabel(xlabel)
         ax.margins(x=0.2)
     fig.suptitle(title, fontsize=11)
@@ -165,7 +165,7 @@ def bar_chart(cases: list[dict], column: str, title: str, xlabel: str) -> bytes:
 
 
 def headline_sentences(rows: list[dict]) -> list[str]:
-    """What a user came for, from one (data set, model, threads) case's ranked rows:
+    """What a user came for, from one (data set, model, threads, hardware) case's ranked rows:
     the fastest stack and its ties, each other language's fastest stack against the
     fastest Python stack, and each stack against its Python twin. Overlapping intervals
     are stated as ties, never as an order."""
@@ -201,7 +201,7 @@ def noise_flags(summary: pd.DataFrame, noise: pd.DataFrame) -> list[str]:
     flags = []
     for r in noise.to_dict("records"):
         if r["drifting"]:
-            flags.append(f"The machine's float32 GEMM rate at {r['threads']} thread(s) moved by "
+            flags.append(f"The float32 GEMM rate of {r['hardware']} at {r['threads']} thread(s) moved by "
                          f"{r['drift']:.0%} during the study (medians of {r['windows']} windows of consecutive "
                          f"probes from {r['min_window_gflops']:.0f} to {r['max_window_gflops']:.0f} GFLOP/s; "
                          f"start {r['start_gflops']:.0f}, end {r['end_gflops']:.0f}): something else used the "
@@ -209,7 +209,7 @@ def noise_flags(summary: pd.DataFrame, noise: pd.DataFrame) -> list[str]:
                          f"comparable to better than that; rerun on a quiet machine. Runs in the slowest "
                          f"window: {r['slowest_window_runs'].replace(';', ', ')}.")
     for r in summary[summary.noisy.astype(bool)].to_dict("records"):
-        flags.append(f"{r['stack']} ({r['model']} on {r['dataset']}, {r['threads']} threads): its steady "
+        flags.append(f"{r['stack']} ({r['model']} on {r['dataset']}, {r['threads']} threads, {r['hardware']}): its steady "
                      f"epochs vary by {r['steady_epoch_seconds_cv']:.0%} (coefficient of variation over "
                      f"{r['steady_epochs']} epochs of {r['repeats']} repeats; epochs from "
                      f"{r['steady_epoch_seconds_min']:.3g} to {r['steady_epoch_seconds_max']:.3g} s). Its "
@@ -244,14 +244,14 @@ def retry_command(row: dict, cores) -> str:
     return f"snakemake --cores {cores} {row['record_file']}"
 
 
-def scaling_cases(summary: pd.DataFrame) -> list[dict]:
-    """Per (data set, model), each stack's median samples/s at every thread count, its
-    speed-up over the fewest threads and the parallel efficiency at the most."""
+def scaling_cases(summary: pd.DataFrame, title) -> list[dict]:
+    """Per (data set, model, hardware), each stack's median samples/s at every thread
+    count, its speed-up over the fewest threads and the parallel efficiency at the most."""
     counts = sorted(summary.threads.dropna().unique())
     if len(counts) < 2:
         return []
     cases = []
-    for (dataset, model), g in summary.groupby(["dataset", "model"], sort=True):
+    for (dataset, model, kind), g in summary.groupby(["dataset", "model", "hardware"], sort=True):
         stacks = []
         for stack, s in g.groupby("stack", sort=False):
             sps = dict(zip(s.threads, s.steady_samples_per_second_median))
@@ -260,7 +260,8 @@ def scaling_cases(summary: pd.DataFrame) -> list[dict]:
             stacks.append({"stack": stack, "language": s.language.iloc[0],
                            "samples_per_second": [sps.get(t) for t in counts], "speedup": speedup,
                            "efficiency": (speedup[-1] / (counts[-1] / counts[0]) if speedup[-1] else None)})
-        cases.append({"dataset": dataset, "model": model, "threads": [int(t) for t in counts], "stacks": stacks})
+        cases.append({"dataset": dataset, "model": model, "hardware": kind, "threads": [int(t) for t in counts],
+                      "stacks": stacks, "title": title(dataset, model, None, kind)})
     return cases
 
 
@@ -270,10 +271,17 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
     epochs, noise = pd.read_csv(tables / "epochs.csv"), _read(tables / "noise.csv")
     machine = json.loads(Path(machine_json).read_text())
     main_threads = int(summary.threads.max()) if len(summary) else None
-    # Tables per (data set, model, threads), fastest first (aggregate sorted them).
-    tables_ = [{"dataset": d, "model": m, "threads": int(t), "target": g.target_accuracy.iloc[0],
-                "rows": g.to_dict("records")}
-               for (d, m, t), g in summary.groupby(["dataset", "model", "threads"], sort=True)]
+    kinds = sorted(summary.hardware.unique())
+
+    def title(dataset, model, threads, kind) -> str:
+        """A case's name; the hardware is named only where the study ran on several kinds."""
+        return (f"{model} on {dataset}" + (f", {threads} threads" if threads else "")
+                + (f", {kind}" if len(kinds) > 1 else ""))
+
+    # Tables per (data set, model, threads, hardware), fastest first (aggregate sorted them).
+    tables_ = [{"dataset": d, "model": m, "threads": int(t), "hardware": k, "title": title(d, m, int(t), k),
+                "target": g.target_accuracy.iloc[0], "rows": g.to_dict("records")}
+               for (d, m, t, k), g in summary.groupby(["dataset", "model", "threads", "hardware"], sort=True)]
     cases = [t for t in tables_ if t["threads"] == main_threads]
     for t in tables_:
         t["sentences"] = headline_sentences(t["rows"])
@@ -287,7 +295,7 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
         (plots_dir / f"{name}.png").write_bytes(png)
         charts.append({"name": name, "title": title, "data": base64.b64encode(png).decode()})
 
-    scaling = scaling_cases(summary[summary.status == "ok"])
+    scaling = scaling_cases(summary[summary.status == "ok"], title)
     if measured:
         add("headline", "Median steady seconds per epoch with 95 % intervals", headline_chart(measured))
         add("loss_per_epoch", "Training loss per epoch", epochs_chart(
@@ -319,6 +327,7 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
                "config": config, "config_text": json.dumps(config, indent=2),
                "envs": _environments(env_manifests), "noisy_cv": NOISY_CV, "drift_limit": DRIFT_LIMIT,
                "counts": runs[belongs].status.value_counts().to_dict(), "groups": len(summary),
+               "hardware_kinds": kinds,
                "repeats": config.get("repeats")}
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(env.get_template("index.html.j2").render(**context))

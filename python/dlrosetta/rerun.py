@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from dlrosetta.checksum import sha256_file
 from dlrosetta.launch import runtime_missing
 from dlrosetta.record import Record, RecordError
 from dlrosetta.registry import Stack
@@ -53,12 +54,20 @@ def record_retry_reason(record: Path, stack: Stack, venvs: Path) -> Optional[str
     return None
 
 
-def env_retry_reason(manifest: Path) -> Optional[str]:
-    """Why an existing environment manifest should be built again, or None."""
+def env_retry_reason(manifest: Path, requirements: Path) -> Optional[str]:
+    """Why an existing environment manifest should be built again, or None. The
+    requirement file's content is compared with the one the environment was built from
+    (recorded in the manifest), so a change is seen even where Snakemake has no record
+    of the build (an environment built from another checkout, a fresh clone)."""
     try:
         info = json.loads(manifest.read_text())
     except FileNotFoundError:
         return None
     except (OSError, json.JSONDecodeError) as e:
         return f"unreadable manifest ({e})"
-    return None if info.get("status") == "ok" else f"build failed: {info.get('reason')}"
+    if info.get("status") != "ok":
+        return f"build failed: {info.get('reason')}"
+    if info.get("requirements_sha256") != sha256_file(requirements):
+        return f"{requirements.name} changed since the environment was built" + (
+            f" (and the last rebuild failed: {info['update_failed']})" if info.get("update_failed") else "")
+    return None
