@@ -227,6 +227,21 @@ def test_foreign_and_unreadable_records_are_flagged_by_name_and_never_ranked(stu
     assert "repeat1.json" in old.reason and "'1.0.0'" in old.reason
 
 
+def test_figures_of_a_single_repeat_are_flagged(tmp_path):
+    path = tmp_path / "records" / "one.json"
+    record("py-torch", [3.0, 2.0, 2.1, 1.9], 1).write(path)
+    (tmp_path / "machine.json").write_text(json.dumps({"cpu_model": "Test CPU", "logical_cores": 2,
+                                                       "memory_gib": 1.0, "os": "Linux", "python": "3.11",
+                                                       "numpy": "2", "blas": "openblas", "threads": 2,
+                                                       "gemm_n": 64, "gemm_float32_gflops": 100.0,
+                                                       "r": None, "julia": None}))
+    write_summary([path], tmp_path / "tables")
+    html, md, _ = render(tmp_path, {"threads": 2, "repeats": 1, "initial_weights": "shared"})
+    assert "1 of 1 figures rest on a single repeat" in html and "1 of 1 figures rest on a single repeat" in md
+    (tmp_path / "three").mkdir()
+    assert "single repeat" not in render(build(tmp_path / "three")[0])[0]
+
+
 def test_runs_on_other_hardware_are_compared_only_among_themselves(tmp_path):
     """A cluster gave some runs another CPU model, and one run a GPU: each kind of
     hardware is its own comparison, named as such."""

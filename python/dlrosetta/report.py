@@ -208,6 +208,12 @@ def noise_flags(summary: pd.DataFrame, noise: pd.DataFrame) -> list[str]:
                          f"CPU for a while, or its clock changed. Runs made at different times are not "
                          f"comparable to better than that; rerun on a quiet machine. Runs in the slowest "
                          f"window: {r['slowest_window_runs'].replace(';', ', ')}.")
+    single = summary[(summary.status == "ok") & (summary.repeats.fillna(0).astype(int) < 2)]
+    if len(single):
+        flags.append(f"{len(single)} of {len(summary)} figures rest on a single repeat: their intervals show at "
+                     f"most the spread of one process's epochs, not the run-to-run spread that decides a "
+                     f"ranking, so read ratios and ties among them as indicative. Set repeats: 3 or more to "
+                     f"compare stacks.")
     for r in summary[summary.noisy.astype(bool)].to_dict("records"):
         flags.append(f"{r['stack']} ({r['model']} on {r['dataset']}, {r['threads']} threads, {r['hardware']}): its steady "
                      f"epochs vary by {r['steady_epoch_seconds_cv']:.0%} (coefficient of variation over "
