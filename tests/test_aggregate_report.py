@@ -34,6 +34,9 @@ STACKS = {"py-torch": ("python", "torch", None), "jl-native": ("julia", "jl-nati
           "py-keras-jax": ("python", "keras", "jax"), "py-tf": ("python", "tensorflow", None),
           "py-keras-torch": ("python", "keras", "torch")}
 ACCURACY = [0.3, 0.6, 0.8, 0.9]
+MACHINE = {"cpu_model": "Test CPU", "logical_cores": 2, "memory_gib": 1.0, "os": "Linux", "python": "3.11",
+           "numpy": "2", "blas": "openblas", "threads": 2, "gemm_n": 64, "gemm_float32_gflops": 100.0,
+           "r": None, "julia": None}
 
 
 def record(stack, epochs=(), repeat=1, status="ok", reason=None, gemm=(100.0, 100.0), **changes):
@@ -84,16 +87,12 @@ def build(tmp_path, last_round_gflops=None, blip_gflops=None):
     old.parent.mkdir(parents=True)
     old.write_text(json.dumps({**recs[-1].to_dict(), "schema_version": "1.0.0"}))
     paths.append(old)
-    machine = tmp_path / "machine.json"
-    machine.write_text(json.dumps({"cpu_model": "Test CPU", "logical_cores": 2, "memory_gib": 1.0,
-                                   "os": "Linux", "python": "3.11", "numpy": "2", "blas": "openblas",
-                                   "threads": 2, "gemm_n": 64, "gemm_float32_gflops": 100.0,
-                                   "r": None, "julia": None}))
     tables = write_summary(paths, tmp_path / "tables", plan, {"tiny": 0.75})
     return tmp_path, tables
 
 
 def render(tmp_path, config=None):
+    (tmp_path / "machine.json").write_text(json.dumps(MACHINE))
     env = tmp_path / "torch-env.json"
     env.write_text(json.dumps({"env": "torch", "status": "ok", "python_version": "3.11.7",
                                "packages": ["torch==2.13.0", "numpy==2.4.6", "filelock==3"]}))
@@ -230,11 +229,6 @@ def test_foreign_and_unreadable_records_are_flagged_by_name_and_never_ranked(stu
 def test_figures_of_a_single_repeat_are_flagged(tmp_path):
     path = tmp_path / "records" / "one.json"
     record("py-torch", [3.0, 2.0, 2.1, 1.9], 1).write(path)
-    (tmp_path / "machine.json").write_text(json.dumps({"cpu_model": "Test CPU", "logical_cores": 2,
-                                                       "memory_gib": 1.0, "os": "Linux", "python": "3.11",
-                                                       "numpy": "2", "blas": "openblas", "threads": 2,
-                                                       "gemm_n": 64, "gemm_float32_gflops": 100.0,
-                                                       "r": None, "julia": None}))
     write_summary([path], tmp_path / "tables")
     html, md, _ = render(tmp_path, {"threads": 2, "repeats": 1, "initial_weights": "shared"})
     assert "1 of 1 figures rest on a single repeat" in html and "1 of 1 figures rest on a single repeat" in md
@@ -253,11 +247,6 @@ def test_runs_on_other_hardware_are_compared_only_among_themselves(tmp_path):
     for k, r in enumerate(recs):
         paths.append(tmp_path / "records" / f"{k}.json")
         r.write(paths[-1])
-    (tmp_path / "machine.json").write_text(json.dumps({"cpu_model": "Test CPU", "logical_cores": 2,
-                                                       "memory_gib": 1.0, "os": "Linux", "python": "3.11",
-                                                       "numpy": "2", "blas": "openblas", "threads": 2,
-                                                       "gemm_n": 64, "gemm_float32_gflops": 100.0,
-                                                       "r": None, "julia": None}))
     summary = write_summary(paths, tmp_path / "tables")["summary"]
     assert sorted(set(summary.hardware)) == ["Big CPU", "Test CPU", "gpu:0 (Some GPU) on Big CPU"]
     by = summary.set_index(["hardware", "stack"])
@@ -303,11 +292,6 @@ def test_two_thread_counts_give_the_scaling_chart_and_efficiency(tmp_path):
         path = tmp_path / "records" / r.stack / f"threads{r.threads}" / f"repeat{r.repeat}.json"
         r.write(path)
         paths.append(path)
-    (tmp_path / "machine.json").write_text(json.dumps({"cpu_model": "Test CPU", "logical_cores": 2,
-                                                       "memory_gib": 1.0, "os": "Linux", "python": "3.11",
-                                                       "numpy": "2", "blas": "openblas", "threads": 2,
-                                                       "gemm_n": 64, "gemm_float32_gflops": 100.0,
-                                                       "r": None, "julia": None}))
     tables = write_summary(paths, tmp_path / "tables")
     assert set(tables["summary"].threads) == {1, 2}
     html, md, out = render(tmp_path, {"threads": [1, 2], "repeats": 2, "initial_weights": "shared"})
