@@ -124,14 +124,21 @@ def run_group(command: list[str], env: Mapping[str, str], log, timeout_s: Option
         proc = subprocess.Popen(command, env=dict(env), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_s if timeout_s else None
-        while proc.poll() is None:
+        while True:
+            try:
+                # Returns within milliseconds of the stack's exit (a sleep between polls
+                # would add up to POLL_S to every run's time); wakes every POLL_S to look
+                # at signals, the parent and the deadline.
+                proc.wait(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
             if stop or os.getppid() != parent:
                 _end_group(proc)
                 raise Interrupted(f"signal {stop[0]}" if stop else "parent process died")
             if deadline is not None and time.monotonic() > deadline:
                 _end_group(proc)
                 return None
-            time.sleep(POLL_S)
         _end_group(proc)  # stray children of a stack that has exited
         return proc.returncode
     finally:
