@@ -10,7 +10,7 @@
 # Twins: none
 module JuliaNative
 
-using LinearAlgebra, Printf
+using LinearAlgebra
 using DLRosetta
 using DLRosetta: epochs, batch_size, optimizer_config
 

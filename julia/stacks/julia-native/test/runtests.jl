@@ -329,8 +329,9 @@ const TMP = mktempdir()
         trained = Int[]
         per_epoch = J.train_epochs(epoch -> (push!(trained, epoch); 0.5 * epoch),
                                    () -> (sleep(0.2); length(trained) / 10), 3, "some-stack")
-        @test keys(per_epoch) ==
-              (:epoch_seconds, :train_loss_per_epoch, :test_accuracy_per_epoch, :eval_seconds_per_epoch)
+        @test keys(per_epoch) == (:startup_seconds, :epoch_seconds, :train_loss_per_epoch, :test_accuracy_per_epoch,
+                                  :eval_seconds_per_epoch)
+        @test per_epoch.startup_seconds > 0   # this test process's age
         @test trained == [0, 1, 2] && per_epoch.train_loss_per_epoch == [0.0, 0.5, 1.0]
         @test per_epoch.test_accuracy_per_epoch == [0.1, 0.2, 0.3]   # each after its epoch's training
         @test length(per_epoch.eval_seconds_per_epoch) == 3 && all(>=(0.2), per_epoch.eval_seconds_per_epoch)
