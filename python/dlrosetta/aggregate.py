@@ -28,8 +28,7 @@ import pandas as pd
 from dlrosetta.checksum import sha256_file
 from dlrosetta.model_spec import model_spec
 from dlrosetta.record import Record, RecordError
-from dlrosetta.statistics import (DRIFT_LIMIT, NOISY_CV, Estimate, change, drift, estimate, ratio, seed_of,
-                                   windows)
+from dlrosetta.statistics import DRIFT_LIMIT, NOISY_CV, Estimate, change, estimate, ratio, seed_of, windows
 
 GROUP = ["dataset", "model", "stack", "threads", "hardware"]
 #: What one comparison holds: every stack of a (data set, model) at one thread count on one kind of hardware.
@@ -129,9 +128,9 @@ def run_rows(records: Iterable[tuple[str, Record]], expected: dict[str, dict],
     return rows
 
 
-def epoch_rows(records: Iterable[tuple[str, Record]]) -> list[dict]:
+def epoch_rows(records: Iterable[Record]) -> list[dict]:
     rows = []
-    for _, r in records:
+    for r in records:
         cumulative = np.cumsum(r.epoch_seconds)
         for e, seconds in enumerate(r.epoch_seconds):
             rows.append({**{k: getattr(r, k) for k in ("dataset", "model", "stack", "language", "threads",
@@ -147,8 +146,9 @@ def _estimate_columns(prefix: str, est: Optional[Estimate], fields=ESTIMATE_FIEL
     return {f"{prefix}_{f}": (getattr(est, f) if est else None) for f in fields}
 
 
-def group_row(key: tuple, runs: list[tuple[dict, Record]], target: Optional[float]) -> tuple[dict, dict]:
-    """One summary row from a group's runs, and its estimates (for the comparisons)."""
+def group_row(key: tuple, runs: list[tuple[dict, Record]], target: Optional[float]
+              ) -> tuple[dict, Optional[Estimate]]:
+    """One summary row from a group's runs, and its steady-epoch estimate (for the comparisons)."""
     ok = [(row, r) for row, r in runs if r.status == "ok"]
     first = (ok or runs)[0][1]
     row = {**dict(zip(GROUP, key)), **{k: getattr(first, k) for k in (
@@ -185,7 +185,7 @@ def group_row(key: tuple, runs: list[tuple[dict, Record]], target: Optional[floa
         "train_gflops": train_gflops, "gemm_float32_gflops": gemm,
         "gemm_fraction": train_gflops / gemm if train_gflops and gemm else None,
         "gemm_run_drift_max": max(run_drifts, default=None)})
-    return row, {"time": times}
+    return row, times
 
 
 def _median(values) -> Optional[float]:
@@ -193,17 +193,17 @@ def _median(values) -> Optional[float]:
     return float(np.median(values)) if values else None
 
 
-def compare(rows: list[dict], estimates: list[dict]) -> None:
+def compare(rows: list[dict], estimates: list[Optional[Estimate]]) -> None:
     """Per (data set, model, threads, hardware): rank by median steady epoch seconds, where a rank
     counts only the stacks that are faster beyond doubt (intervals apart), and each
     stack's time against the fastest stack, the fastest Python stack and its Python twin
     (same framework and backend), each ratio with its interval and a tie flag."""
     by_case: dict[tuple, list[int]] = {}
     for i, row in enumerate(rows):
-        if estimates[i]["time"] is not None:
+        if estimates[i] is not None:
             by_case.setdefault(tuple(row[k] for k in CASE), []).append(i)
     for members in by_case.values():
-        times = {i: estimates[i]["time"] for i in members}
+        times = {i: estimates[i] for i in members}
         order = {i: (times[i].median, rows[i]["stack"]) for i in members}  # the summary's sort order
         fastest = min(members, key=order.get)
         python = [i for i in members if rows[i]["language"] == "python"]
@@ -259,7 +259,7 @@ def noise_rows(compared: list[tuple[dict, Record]]) -> list[dict]:
         spans = windows(probes)
         medians = [m for _, _, m in spans]
         slowest = min(spans, key=lambda w: w[2])
-        d = drift(probes)
+        d = change(medians)
         rows.append({"hardware": kind, "threads": threads, "probes": len(probes), "windows": len(spans),
                      "start_gflops": medians[0], "end_gflops": medians[-1], "min_window_gflops": min(medians),
                      "max_window_gflops": max(medians), "min_gflops": min(probes),
@@ -303,7 +303,7 @@ def summarize(records: Iterable[tuple[str, Record]], expected: dict[str, dict] |
     ok = [r for _, r in compared if r.status == "ok"]
     tables = {
         "runs": pd.DataFrame(runs, columns=RUN_COLUMNS),
-        "epochs": pd.DataFrame(epoch_rows((None, r) for r in ok), columns=EPOCH_COLUMNS),
+        "epochs": pd.DataFrame(epoch_rows(ok), columns=EPOCH_COLUMNS),
         "summary": pd.DataFrame(summary_rows(compared, targets), columns=SUMMARY_COLUMNS),
         "noise": pd.DataFrame(noise_rows(compared), columns=NOISE_COLUMNS),
     }
@@ -316,8 +316,8 @@ def summarize(records: Iterable[tuple[str, Record]], expected: dict[str, dict] |
     return tables
 
 
-def write_summary(record_paths: Iterable[os.PathLike], out_dir: Path, plan: dict[str, dict] | None = None, targets: dict[str, float] | None = None
-                  ) -> dict[str, pd.DataFrame]:
+def write_summary(record_paths: Iterable[os.PathLike], out_dir: Path, plan: dict[str, dict] | None = None,
+                  targets: dict[str, float] | None = None) -> dict[str, pd.DataFrame]:
     """Reads the records and writes <out_dir>/{summary,runs,epochs,noise}.csv and
     summary.parquet. `plan` maps each record file to its run parameters (plus
     `stack_code_sha256`)."""

@@ -84,7 +84,7 @@ def headline_chart(cases: list[dict]) -> bytes:
     per (data set, model)."""
     fig, axes = _panels(len(cases), 0.42 * max(len(c["rows"]) for c in cases) + 1.8)
     for ax, case in zip(axes, cases):
-        rows = [r for r in case["rows"] if r["steady_epoch_seconds_median"] is not None][::-1]
+        rows = case["rows"][::-1]  # measured rows only (render_report), fastest on top
         y = range(len(rows))
         med = [r["steady_epoch_seconds_median"] for r in rows]
         err = [[m - r["steady_epoch_seconds_ci_low"] for m, r in zip(med, rows)],
@@ -178,10 +178,8 @@ def headline_sentences(rows: list[dict]) -> list[str]:
            + ("; indistinguishable from it (intervals overlap): "
               + ", ".join(f"{r['stack']} ({_ratio(r, 'fastest')})" for r in ties) if ties else "") + "."]
     python = fastest.get("fastest_python_stack")
-    for language in sorted({r["language"] for r in ok} - {"python"}):
+    for language in sorted({r["language"] for r in ok} - {"python"}) if python else ():
         best = next(r for r in ok if r["language"] == language)
-        if python is None:
-            continue
         name = f"{LANGUAGE_NAMES.get(language, language)} ({best['stack']}, its fastest stack)"
         out.append(f"On this machine, {name} is indistinguishable from the fastest Python stack, {python}: "
                    f"{_ratio(best, 'fastest_python')}." if best["tie_with_fastest_python"] else
@@ -313,8 +311,8 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
             target=True))
         if scaling:
             add("speedup", "Thread scaling", speedup_chart(scaling))
-        for column, title, xlabel in BAR_CHARTS:
-            add(column, title, bar_chart(measured, column, title, xlabel))
+        for column, chart_title, xlabel in BAR_CHARTS:  # not `title`: that names the cases
+            add(column, chart_title, bar_chart(measured, column, chart_title, xlabel))
     belongs = runs.belongs.astype(bool)
     problems = [{**r, "retry": retry_command(r, main_threads or 1)}
                 for r in runs[belongs & (runs.status != "ok")].to_dict("records")]

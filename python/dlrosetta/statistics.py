@@ -102,8 +102,3 @@ def windows(rates: Sequence[float], size: int = DRIFT_WINDOW) -> list[tuple[int,
         return [(0, n, float(np.median(rates)))] if n else []
     bounds = np.cumsum([0] + [len(c) for c in np.array_split(np.arange(n), max(2, n // size))])
     return [(int(a), int(b), float(np.median(rates[a:b]))) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def drift(rates: Sequence[float]) -> float:
-    """How far a rate moved over a study: the change between its window medians."""
-    return change([m for _, _, m in windows(rates)])
