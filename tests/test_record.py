@@ -82,3 +82,20 @@ def test_reader_rejects_unknown_fields():
     d = ok_record().to_dict()
     with pytest.raises(RecordError, match="unknown fields"):
         Record.from_dict(dict(d, surprise=True))
+
+
+def test_env_lock_sha256_names_the_lock_or_is_null():
+    """2.2: the lock the stack's environment was built from; null without one, and a 2.1
+    record (which has no such field) still reads."""
+    assert SCHEMA_VERSION == "2.2.0"
+    r = ok_record(env_lock_sha256="b" * 64)
+    validate_record_dict(r.to_dict())
+    assert Record.from_dict(r.to_dict()).env_lock_sha256 == "b" * 64
+    assert ok_record().env_lock_sha256 is None
+    with pytest.raises(RecordError, match="env_lock_sha256"):
+        validate_record_dict(dict(r.to_dict(), env_lock_sha256="not a checksum"))
+    old = ok_record().to_dict()
+    del old["env_lock_sha256"]
+    old["schema_version"] = "2.1.0"
+    validate_record_dict(old)
+    assert Record.from_dict(old).env_lock_sha256 is None
