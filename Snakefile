@@ -15,9 +15,11 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"
+include: "rules/compare.smk"
 include: "rules/envs.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/profile.smk"
 include: "rules/report.smk"
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for dlrosetta: the R and Julia runtimes and Chromium (the
 # report's layout test) from Debian packages, and the orchestrator environment (.venv:
-# Snakemake, the dlrosetta package, report and test tools). The per-stack Python environments (.venvs/<env>) are built by the workflow
-# itself (rules/envs.smk), so a study only pays for the stacks it runs.
+# Snakemake, uv, the dlrosetta package, report and test tools) from its lock,
+# envs/orchestrator.lock. The per-stack Python environments (.venvs/<env>, from
+# envs/<env>.lock) are built by the workflow itself (rules/envs.smk), so a study only pays
+# for the stacks it runs. Locks: envs/lock.sh, docs/environments.md.
 #
 # Idempotent: a second run only checks. Runtimes that cannot be installed (no root, no
 # archive) are reported and left out; their stacks then write `skipped` records.
@@ -38,7 +40,8 @@ install_julia() {
   # that nothing else comes from it, except libunwind8: Julia 1.5 segfaults on every
   # exception with bookworm's libunwind 1.6 (in _ULx86_64_dwarf_search_unwind_table), and
   # bullseye's 1.3.2 works, so that one package is held at bullseye's version.
-  if command -v julia >/dev/null && dpkg-query -W -f='${Version}' libunwind8 2>/dev/null | grep -q '^1\.3'; then
+  if command -v julia >/dev/null && dpkg-query -W -f='${Version}' libunwind8 2>/dev/null | grep -q '^1\.3' \
+      && dpkg-query -W libopenblas64-0-pthread >/dev/null 2>&1; then
     return 0
   fi
   log "installing Julia 1.5.3 and libunwind 1.3 from Debian bullseye (pinned)"
@@ -49,7 +52,7 @@ install_julia() {
       | as_root tee /etc/apt/preferences.d/dlrosetta-bullseye >/dev/null || true
     apt_updated=0
   fi
-  apt_install --allow-downgrades julia/bullseye libjulia1/bullseye julia-common/bullseye libunwind8/bullseye \
+  apt_install --allow-downgrades julia/bullseye libjulia1/bullseye julia-common/bullseye libunwind8/bullseye libopenblas64-0-pthread \
     || log "WARNING: could not install Julia; the Julia stack will be recorded as skipped"
 }
 
@@ -78,22 +81,43 @@ install_chromium() {
 }
 
 install_orchestrator() {
+  # From the committed locks (envs/lock.sh), with uv: pip installs uv (hash-checked, at
+  # the lock's version), then `uv pip sync` makes .venv exactly orchestrator.lock (and
+  # rpy2.lock where R is installed), and the dlrosetta package goes in editable. Where uv
+  # cannot be installed, pip installs the same locks. uv does not read pip's configuration:
+  # `dlrosetta.venv --uv-env` hands it the index settings `pip config list` shows.
   local py=${PYTHON:-python3}
   if [ ! -x .venv/bin/python ]; then
     log "creating .venv with $($py --version 2>&1)"
     "$py" -m venv .venv
   fi
   local stamp=.venv/.dlrosetta-installed
-  local want
-  want=$(cat envs/orchestrator.txt python/pyproject.toml envs/rpy2.txt 2>/dev/null | sha256sum | cut -c1-16)-$(command -v R >/dev/null && echo r || echo nor)
+  local want locks=(envs/orchestrator.lock)
+  if command -v R >/dev/null && [ -f envs/rpy2.lock ]; then locks+=(envs/rpy2.lock); fi
+  want=$(cat "${locks[@]}" python/pyproject.toml | sha256sum | cut -c1-16)-${#locks[@]}
   if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
-  log "installing the orchestrator environment (envs/orchestrator.txt)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r envs/orchestrator.txt
-  .venv/bin/python -m pip install -q --no-deps -e python
-  if command -v R >/dev/null && [ -f envs/rpy2.txt ]; then
-    .venv/bin/python -m pip install -q -r envs/rpy2.txt \
-      || log "WARNING: rpy2 did not install; the rpy2 bridge tests will be skipped"
+  log "installing the orchestrator environment from ${locks[*]}"
+  # uv's own pins and hashes, out of the lock: `uv==X \` and its `--hash` lines.
+  local uv_pin
+  uv_pin=$(awk '/^uv==/ {p = 1; print; next} p && /^ +--hash/ {print; next} {p = 0}' envs/orchestrator.lock)
+  if [ -n "$uv_pin" ] && .venv/bin/python -m pip install -q --no-deps --require-hashes -r <(echo "$uv_pin") \
+     && [ -x .venv/bin/uv ]; then
+    eval "$(PYTHONPATH=python .venv/bin/python -m dlrosetta.venv --uv-env)"
+    local sync=(.venv/bin/uv pip sync -q --python .venv/bin/python)
+    if ! "${sync[@]}" "${locks[@]}"; then
+      [ ${#locks[@]} -gt 1 ] || { log "ERROR: uv could not install envs/orchestrator.lock"; return 1; }
+      log "WARNING: rpy2 did not install; the rpy2 bridge tests will be skipped"
+      "${sync[@]}" envs/orchestrator.lock
+    fi
+    .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e python
+  else
+    log "WARNING: uv could not be installed: installing the locks with pip (slower)"
+    .venv/bin/python -m pip install -q --no-deps --require-hashes -r envs/orchestrator.lock
+    .venv/bin/python -m pip install -q --no-deps -e python
+    if [ ${#locks[@]} -gt 1 ]; then
+      .venv/bin/python -m pip install -q --no-deps --require-hashes -r envs/rpy2.lock \
+        || log "WARNING: rpy2 did not install; the rpy2 bridge tests will be skipped"
+    fi
   fi
   echo "$want" > "$stamp"
 }

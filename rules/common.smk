@@ -18,6 +18,7 @@ except ImportError as e:
 except ValueError as e:
     raise WorkflowError(f"invalid stack manifest: {e}") from None
 from dlrosetta.checksum import sha256_file
+from dlrosetta.profile import ProfileRecord
 from dlrosetta.rerun import env_retry_reason, record_retry_reason, retry_stamp
 from dlrosetta.study import ConfigError, Run, Study
 
@@ -122,6 +123,12 @@ def env_retry_stamp(wildcards):
     return retry_stamp(Path(f"{RETRY_STAMPS}/envs/{wildcards.env}.stamp"), manifest, reason)
 
 
+def env_lock_checksum(wildcards):
+    """The environment's lock's sha256 (a tracked parameter of build_env)."""
+    lock = REPO / "envs" / f"{wildcards.env}.lock"
+    return sha256_file(lock) if lock.is_file() else "missing"
+
+
 def run_id(run):
     """The part of a run's paths that names it: one folder per stack, a file per
     thread count and repeat."""
@@ -136,6 +143,20 @@ def record_path(run):
     return f"results/records/{run_id(run)}.json"
 
 
+def run_spec_json(run, measurements, check=None, check_steps=0):
+    """A run's spec as JSON, the launcher's input."""
+    spec = STUDY.run_spec(
+        run,
+        f"results/shards/{run.dataset}/manifest.json",
+        order_file(run.dataset, run.model),
+        weights_manifest(run.dataset, run.model) or None,
+        measurements,
+        check,
+        check_steps,
+    )
+    return json.dumps(spec.to_dict(), sort_keys=True)
+
+
 def record_retry_stamp(wildcards):
     record = Path(record_path(wildcards))
     reason = record_retry_reason(record, get_stack(wildcards.stack), VENVS)
@@ -147,7 +168,18 @@ def stack_code_sha256(stack_id):
     return get_stack(stack_id).code_sha256()
 
 
+def profile_path(run):
+    return f"results/profiles/{run.dataset}/{run.model}/{run.stack}/threads{run.threads}.json"
+
+
+def profile_retry_stamp(wildcards):
+    record = Path(profile_path(wildcards))
+    reason = record_retry_reason(record, get_stack(wildcards.stack), VENVS, ProfileRecord.read)
+    return retry_stamp(Path(f"{RETRY_STAMPS}/profiles/{record.relative_to('results/profiles')}.stamp"), record, reason)
+
+
 ALL_RECORDS = [record_path(r) for r in STUDY.runs()]
+ALL_PROFILES = [profile_path(r) for r in STUDY.profiles()]
 
 
 # On a cluster, only training and the machine probe go to compute nodes; environment
@@ -161,5 +193,6 @@ localrules:
     epoch_order,
     initial_weights,
     aggregate,
+    profiles,
     report,
 ENVS_USED = sorted({get_stack(s).env for s in STACK_IDS if get_stack(s).env})

@@ -9,10 +9,23 @@ rule machine:
     threads: max(THREAD_COUNTS)
     resources:
         training_slots=1,
+    params:
+        # Each case's own GEMM shapes (its ceiling beside the square GEMM's).
+        cases=json.dumps(
+            {
+                f"{e['dataset']}/{e['model']}": {
+                    "model": e["model"],
+                    "config": STUDY.model_config(e["dataset"], e["model"]),
+                    "batch_size": STUDY.training(e["model"])["batch_size"],
+                }
+                for e in config["study"]
+            },
+            sort_keys=True,
+        ),
     conda:
         ORCHESTRATOR_ENV
     shell:
-        "dlrosetta probe --threads {threads} --out {output:q} > {log:q} 2>&1"
+        "dlrosetta probe --threads {threads} --cases-json {params.cases:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule aggregate:
@@ -52,6 +65,7 @@ rule report:
         tables=rules.aggregate.output,
         machine="results/machine.json",
         envs=[env_manifest_path(e) for e in ENVS_USED],
+        profiles=rules.profiles.output if ALL_PROFILES else [],
     output:
         html=report("results/report/index.html", category="Report", caption="../report/captions/index.rst"),
         markdown=report("results/report/summary.md", category="Report", caption="../report/captions/summary_md.rst"),
@@ -69,5 +83,5 @@ rule report:
         ORCHESTRATOR_ENV
     shell:
         "dlrosetta report --tables results --machine {input.machine:q}"
-        " --config-json {params.config:q} --envs {input.envs:q} --html {output.html:q}"
+        " --config-json {params.config:q} --envs {input.envs:q} --profiles {input.profiles:q} --html {output.html:q}"
         " --markdown {output.markdown:q} --plots {output.plots:q} > {log:q} 2>&1"

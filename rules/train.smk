@@ -35,16 +35,7 @@ rule train:
     params:
         # Relative paths (the launcher resolves them): the spec is the same wherever the
         # checkout is, so it can be tracked whole.
-        spec=lambda wildcards: json.dumps(
-            STUDY.run_spec(
-                run_of(wildcards),
-                shards_manifest(wildcards),
-                order_file(wildcards.dataset, wildcards.model),
-                weights_manifest(wildcards.dataset, wildcards.model) or None,
-                f"results/runs/{run_id(wildcards)}/measurements.json",
-            ).to_dict(),
-            sort_keys=True,
-        ),
+        spec=lambda wildcards: run_spec_json(run_of(wildcards), f"results/runs/{run_id(wildcards)}/measurements.json"),
         code_sha256=lambda wildcards: stack_code_sha256(wildcards.stack),
         venvs=untracked(str(VENVS)),
         timeout=untracked(config["timeout_minutes"]),

@@ -12,6 +12,7 @@ import pytest
 from dlrosetta.aggregate import time_to_target, write_summary
 from dlrosetta.model_spec import model_spec
 from dlrosetta.record import Record
+from dlrosetta.profile import CATEGORIES, ProfileRecord, write_profile_table
 from dlrosetta.report import render_report
 from conftest import TINY_RESNET, TRAINING
 
@@ -91,15 +92,40 @@ def build(tmp_path, last_round_gflops=None, blip_gflops=None):
     return tmp_path, tables
 
 
-def render(tmp_path, config=None):
-    (tmp_path / "machine.json").write_text(json.dumps(MACHINE))
+def profiles_table(tmp_path):
+    """A profiles table: py-torch's step mostly convolution, jl-native's failed."""
+    common = dict(language="python", framework="torch", backend=None, model="resnet", dataset="tiny", threads=2,
+                  device="cpu", batch_size=16)
+    ok = ProfileRecord(status="ok", stack="py-torch", profiler="torch.profiler", steps=10,
+                       unprofiled_step_seconds=0.08, profiled_step_seconds=0.1,
+                       step_seconds_by_category={**dict.fromkeys(CATEGORIES, 0.005), "conv_gemm": 0.065},
+                       top_ops=[{"name": "aten::mkldnn_convolution", "category": "conv_gemm", "seconds_per_step": 0.05}],
+                       **common)
+    failed = ProfileRecord(status="failed", stack="jl-native", reason="exit code 1; the profiler broke",
+                           **{**common, "language": "julia", "framework": "jl-native"})
+    paths = []
+    for r in (ok, failed):
+        r.write(tmp_path / "profiles" / f"{r.stack}.json")
+        paths.append(tmp_path / "profiles" / f"{r.stack}.json")
+    write_profile_table(paths, tmp_path / "profiles.csv")
+    return tmp_path / "profiles.csv"
+
+
+#: The machine probe's shape-matched ceiling of the tiny ResNet: 50 GFLOP/s.
+SHAPES = {"tiny/resnet": {"model": "resnet", "batch_size": 16, "threads": 2, "gflops": 50.0, "gemm_gflop_per_step": 0.1,
+                          "gemms": [{"name": "stem conv forward", "m": 4, "n": 16384, "k": 27, "count": 1,
+                                     "gflops": 20.0}]}}
+
+
+def render(tmp_path, config=None, profiles=None, machine=MACHINE):
+    (tmp_path / "machine.json").write_text(json.dumps(machine))
     env = tmp_path / "torch-env.json"
     env.write_text(json.dumps({"env": "torch", "status": "ok", "python_version": "3.11.7",
                                "packages": ["torch==2.13.0", "numpy==2.4.6", "filelock==3"]}))
     out = tmp_path / "report"
     render_report(tmp_path / "tables", tmp_path / "machine.json",
                   config or {"threads": 2, "repeats": 3, "initial_weights": "shared"}, [env],
-                  out / "index.html", out / "summary.md", out / "plots")
+                  out / "index.html", out / "summary.md", out / "plots", profiles)
     return (out / "index.html").read_text(), (out / "summary.md").read_text(), out
 
 
@@ -302,11 +328,25 @@ def test_two_thread_counts_give_the_scaling_chart_and_efficiency(tmp_path):
     assert "| resnet on tiny | py-torch | 500 | 833 | 0.83 |" in md
 
 
+def test_profiles_give_the_stacked_bars_and_the_shape_ceiling(study):
+    tmp_path, tables = study
+    html, md, out = render(tmp_path, profiles=profiles_table(tmp_path), machine={**MACHINE, "gemm_shapes": SHAPES})
+    assert "<h2>Where a step's time goes</h2>" in html and (out / "plots" / "profile.png").stat().st_size > 1000
+    # 65 ms of a 100 ms profiled step is convolution; the unprofiled step was 80 ms (profiler cost +25 %).
+    assert re.search(r"<b>py-torch</b>.*?<td>80</td><td>100</td><td>\+25 %</td><td>65<br><small>65 %</small>", html)
+    assert "aten::mkldnn_convolution" in html and "the profiler broke" in html
+    assert "| resnet on tiny, 2 threads | py-torch | 80 | 100 | 65 | 5 | 5 | 5 | 5 | 5 | 5 | 5 |" in md
+    # The shape ceiling: training GFLOP/s over 50 GFLOP/s, beside the square GEMM's fraction.
+    torch_row = tables["summary"].set_index("stack").loc["py-torch"]
+    assert f"{torch_row.gemm_fraction:.2g}<br><small>{torch_row.train_gflops / 50:.2g}</small>" in html
+    assert "What the models' own GEMM shapes allow" in html and "stem conv forward 4&times;27&times;16384" in html
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (envs/setup.sh)")
 def test_report_fits_1400_px_in_headless_chromium(study):
     """The page as Chromium lays it out: nothing wider than the window."""
     tmp_path, _ = study
-    _, _, out = render(tmp_path)
+    _, _, out = render(tmp_path, profiles=profiles_table(tmp_path), machine={**MACHINE, "gemm_shapes": SHAPES})
     probe = out / "probe.html"
     probe.write_text((out / "index.html").read_text().replace(
         "</body>", "<script>document.title = 'W=' + document.documentElement.scrollWidth;</script></body>"))

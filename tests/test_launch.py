@@ -1,6 +1,7 @@
 """The launcher always leaves one valid record: ok, skipped (runtime missing) or failed;
 it builds the record from the stack's raw measurements; and it ends the stack's whole
 process group on a timeout, a signal or its parent's death, writing nothing then."""
+import dataclasses
 import json
 import os
 import signal
@@ -184,6 +185,18 @@ def test_the_parents_death_ends_the_launcher_and_the_stack(tmp_path):
 def test_missing_runtime_is_skipped_naming_it(tiny_run, tmp_path):
     r = run(tiny_run, tmp_path, fake_stack("pass", runtime="no-such-interpreter-xyz"))
     assert r.status == "skipped" and "no-such-interpreter-xyz not found on PATH" in r.reason
+    assert r.env_lock_sha256 is None  # a stack without a Python environment
+
+
+def test_the_record_names_the_lock_of_the_stacks_environment(tiny_run, tmp_path):
+    """From the environment's manifest, whatever the run's outcome (here: skipped, for
+    want of its runtime, though its environment is built)."""
+    (tmp_path / "venvs" / "fakeenv").mkdir(parents=True)
+    (tmp_path / "venvs" / "fakeenv" / "dlrosetta-env.json").write_text(
+        json.dumps({"env": "fakeenv", "status": "ok", "lock_sha256": "c" * 64}))
+    stack = dataclasses.replace(fake_stack("pass", runtime="no-such-interpreter-xyz"), language="r", env="fakeenv")
+    r = run(tiny_run, tmp_path, stack)
+    assert r.status == "skipped" and r.env_lock_sha256 == "c" * 64
 
 
 @pytest.mark.parametrize("stack", [s for s in STACKS.values() if s.env], ids=lambda s: s.id)

@@ -188,4 +188,4 @@ def test_the_shared_loop_evaluates_after_every_epoch_outside_its_time(tiny_run, 
     assert len(m["eval_seconds_per_epoch"]) == 2 and all(s >= EVAL_SLEEP_S for s in m["eval_seconds_per_epoch"])
     assert all(s < EVAL_SLEEP_S for s in m["epoch_seconds"])  # the epochs' times hold no evaluation
     err = capsys.readouterr().err
-    assert "epoch 2/2: " in err and "loss 2.0000, test accuracy 0.2000" in err
+    assert "epoch 2/2: " in err and "loss 2.0000, " in err and "test accuracy 0.2000, run time left ~0 s" in err

@@ -17,6 +17,7 @@ include("weights.jl")
 include("order.jl")
 include("stopwatch.jl")
 include("measurements.jl")
+include("kernel_timer.jl")
 
 # Julia 1.5 caches the type inference done while precompiling, but only for a package's
 # own methods: a stack's precompile statements cannot cover these, so what every run
@@ -33,7 +34,11 @@ precompile(read_initial_weights, (String, ModelSpec))
 precompile(read_shards, (String,))
 precompile(read_order, (String, Int, Int))
 precompile(epoch_batches, (Matrix{Int32}, Int, Int))
+precompile(profile_blocks, (Matrix{Int32}, Int, Int))
 precompile(process_age_seconds, (Int,))
+precompile(record_kernel!, (String, String, UInt64, UInt64))
+precompile(kernel_timer!, (Bool,))
+precompile(reset_kernel_timer!, ())
 
 export JSONError, read_json, write_json_atomic,
        BundleError, read_npy, read_bundle, sha256_file,
@@ -42,8 +47,10 @@ export JSONError, read_json, write_json_atomic,
        ParamSpec, ModelSpec, ResNetConfig, LSTMConfig, model_config, model_spec, resnet_blocks,
        julia_size, parameter_count, initial_weights,
        read_initial_weights,
-       read_order, epoch_batches,
+       read_order, epoch_batches, profile_blocks,
        stopwatch, peak_rss_mb, process_age_seconds,
-       write_measurements
+       write_measurements,
+       KERNEL_CATEGORIES, @timed_kernel, timed_kernel, kernel_timer!, kernel_timer_on, reset_kernel_timer!,
+       kernel_events, write_kernel_trace
 
 end

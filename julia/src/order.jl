@@ -28,3 +28,20 @@ function epoch_batches(order::Matrix{Int32}, epoch::Int, batch_size::Int)
     steps = size(order, 1) ÷ batch_size
     return reshape(view(order, 1:steps * batch_size, epoch + 1), batch_size, steps)
 end
+
+"""
+    profile_blocks(order, batch_size, steps) -> (warm_up, unprofiled, profiled)
+
+Profile mode's three blocks of `steps` batches each, as (batch_size, steps) matrices of
+0-based training indices: epoch 0's batches (`epoch_batches`) k*steps .. (k+1)*steps - 1
+for blocks k = 0, 1, 2 (0-based), taken cyclically modulo the number of batches, so a
+short epoch still fills them. The same batches in every language.
+"""
+function profile_blocks(order::Matrix{Int32}, batch_size::Int, steps::Int)
+    batches = epoch_batches(order, 0, batch_size)
+    nb = size(batches, 2)
+    (steps >= 1 && nb >= 1) ||
+        throw(ArgumentError("profile blocks need steps >= 1 and a full batch; got $steps steps, $nb batches of $batch_size"))
+    block(k) = batches[:, [mod(k * steps + j, nb) + 1 for j in 0:steps - 1]]
+    return (warm_up = block(0), unprofiled = block(1), profiled = block(2))
+end

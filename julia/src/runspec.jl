@@ -3,7 +3,7 @@
 # Twins: python/dlrosetta/runspec.py, r/R/runspec.R
 
 const SPEC_VERSION = 2  # 2: `measurements` replaced `record` (stacks report raw values)
-const CHECKS = (nothing, "step_losses")
+const CHECKS = (nothing, "step_losses", "profile")
 const DEVICES = ("cpu", "gpu", "auto")
 
 "The run spec is unreadable or breaks the contract; the message names the file."
@@ -63,8 +63,10 @@ function read_runspec(path::AbstractString)
         e isa MethodError || e isa InexactError || rethrow()
         throw(RunSpecError("run spec $path has a value of the wrong type: $(sprint(showerror, e))"))
     end
-    spec.check in CHECKS || throw(RunSpecError("run spec check must be null or \"step_losses\", " *
+    spec.check in CHECKS || throw(RunSpecError("run spec check must be null, \"step_losses\" or \"profile\", " *
                                                "got $(repr(spec.check))"))
+    spec.check == "profile" && spec.check_steps < 1 &&
+        throw(RunSpecError("run spec $path asks for a profile of check_steps = $(spec.check_steps) steps; need >= 1"))
     spec.device in DEVICES || throw(RunSpecError("run spec device must be cpu, gpu or auto, " *
                                                  "got $(repr(spec.device))"))
     spec.threads >= 1 || throw(RunSpecError("run spec threads must be >= 1, got $(spec.threads)"))

@@ -117,6 +117,11 @@ end
             @test_throws RunSpecError read_runspec(write_spec(merge(base, Dict{String,Any}(key => value))))
         end
         @test_throws RunSpecError read_runspec(write_spec(delete!(copy(base), "measurements")))
+        # Profile mode (docs/stack-contract.md) profiles check_steps >= 1 steps.
+        profile = read_runspec(write_spec(merge(base, Dict{String,Any}("check" => "profile", "check_steps" => 10))))
+        @test profile.check == "profile" && profile.check_steps == 10
+        err = try read_runspec(write_spec(merge(base, Dict{String,Any}("check" => "profile")))) catch e; e end
+        @test err isa RunSpecError && occursin("check_steps", err.msg)
         # A version 1 spec (with `record`) is refused for its version, not for the key.
         v1 = merge(delete!(copy(base), "measurements"), Dict{String,Any}("spec_version" => 1, "record" => "r"))
         err = try read_runspec(write_spec(v1)) catch e; e end
@@ -194,6 +199,75 @@ end
         batches = epoch_batches(order, 0, 2)
         @test batches == Int32[4 3; 0 1]    # full batches only: sample 2 is dropped
         @test epoch_batches(order, 1, 5) == reshape(order[:, 2], 5, 1)
+    end
+
+    @testset "profile blocks" begin
+        # python/dlrosetta/order.py's profile_blocks: rows 0..N-1, N..2N-1, 2N..3N-1 of epoch
+        # 0's batches, cyclic modulo their number; the same batches here (1-based columns).
+        order = hcat(Int32[6, 0, 5, 1, 4, 2, 3], Int32[0, 1, 2, 3, 4, 5, 6])
+        b = epoch_batches(order, 0, 2)   # 3 batches: [6, 0], [5, 1], [4, 2]; sample 3 is dropped
+        blocks = profile_blocks(order, 2, 2)
+        @test keys(blocks) == (:warm_up, :unprofiled, :profiled)
+        @test blocks.warm_up == b[:, [1, 2]] && blocks.unprofiled == b[:, [3, 1]] && blocks.profiled == b[:, [2, 3]]
+        @test blocks.profiled == Int32[5 4; 1 2] && blocks.profiled isa Matrix{Int32}
+        @test Tuple(profile_blocks(order, 2, 1)) == (b[:, [1]], b[:, [2]], b[:, [3]])
+        @test all(size(x) == (2, 5) for x in profile_blocks(order, 2, 5))   # 15 rows of 3 batches
+        big = hcat(Int32.(collect(0:99)))
+        @test profile_blocks(big, 10, 3).profiled == reshape(Int32.(60:89), 10, 3)   # no wrap: rows 6..8
+        @test_throws ArgumentError profile_blocks(order, 2, 0)
+        err = try profile_blocks(order, 8, 1) catch e; e end                     # no full batch
+        @test err isa ArgumentError && occursin("0 batches of 8", err.msg)
+    end
+
+    @testset "kernel timer" begin
+        reset_kernel_timer!()
+        kernel_timer!(false)
+        @test !kernel_timer_on()
+        # Off: the value, and no event.
+        @test (@timed_kernel "data" "gather" 1 + 1) == 2
+        @test timed_kernel(() -> 3, "loss", "xent") == 3
+        @test isempty(kernel_events())
+
+        kernel_timer!(true)
+        @test kernel_timer_on()
+        value = @timed_kernel "conv_gemm" "outer" begin
+            sleep(0.02)
+            @timed_kernel "elementwise" "inner" (sleep(0.01); 7)
+        end
+        @test value == 7
+        @test timed_kernel(() -> (sleep(0.005); 5), "optimiser", "update") == 5
+        tasks = [Threads.@spawn(@timed_kernel "recurrent" "slice" (sleep(0.005); Threads.threadid()))
+                 for _ in 1:Threads.nthreads()]
+        threads = fetch.(tasks)
+        kernel_timer!(false)
+        @timed_kernel "data" "after" nothing   # off again: not recorded
+        events = kernel_events()
+        @test [e.name for e in events[1:3]] == ["outer", "inner", "update"]
+        @test [e.category for e in events[1:3]] == ["conv_gemm", "elementwise", "optimiser"]
+        outer, inner = events[1], events[2]
+        @test outer.duration_ns >= 3e7 && inner.duration_ns >= 1e7
+        @test outer.start_ns <= inner.start_ns && inner.start_ns + inner.duration_ns <= outer.start_ns + outer.duration_ns
+        @test outer.thread == Threads.threadid()
+        @test sort([e.thread for e in events if e.name == "slice"]) == sort(threads)   # the thread each ran on
+        @test !any(e -> e.name == "after", events)
+        @test all(e -> e.category in KERNEL_CATEGORIES, events) && !("overhead" in KERNEL_CATEGORIES)
+
+        # Categories are checked: a literal one when the code is compiled, the function form's when called.
+        err = try macroexpand(D, :(@timed_kernel "conv" "x" 1)) catch e; e end
+        @test occursin("kernel category must be one of", sprint(showerror, err))
+        kernel_timer!(true)
+        @test_throws ArgumentError timed_kernel(() -> 1, "gemm", "x")
+        kernel_timer!(false)
+
+        # The trace: Chrome trace-event complete events, microseconds from the last reset.
+        trace = read_json(write_kernel_trace(joinpath(TMP, "trace.json"); pid = 12))
+        @test trace isa Vector{Any} && length(trace) == length(events)
+        @test all(e -> Set(keys(e)) == Set(["name", "cat", "ph", "ts", "dur", "pid", "tid"]), trace)
+        @test all(e -> e["ph"] == "X" && e["pid"] == 12 && e["ts"] >= 0 && e["dur"] >= 0, trace)
+        @test trace[1]["name"] == "outer" && trace[1]["cat"] == "conv_gemm" && trace[1]["dur"] ≈ outer.duration_ns / 1e3
+        @test trace[2]["ts"] - trace[1]["ts"] ≈ (inner.start_ns - outer.start_ns) / 1e3
+        reset_kernel_timer!()
+        @test isempty(kernel_events()) && read_json(write_kernel_trace(joinpath(TMP, "trace.json"))) == []
     end
 
     @testset "stopwatch" begin

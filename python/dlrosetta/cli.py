@@ -3,7 +3,10 @@
   prepare   data set -> shards          order    epoch order file
   weights   initial-weights bundle      probe    machine description + GEMM rate
   launch    one stack run -> record     aggregate records -> summary/runs/epochs/noise tables
+  profiles  profile records -> table
   report    summary -> HTML + Markdown report
+  status    where a running study stands: runs done/running/waiting, time left
+  compare   several studies' results directories (one per machine) -> one comparison page
 """
 from __future__ import annotations
 
@@ -43,6 +46,8 @@ def main(argv=None) -> int:
 
     s = sub.add_parser("probe", help="describe the machine, measure float32 GEMM")
     s.add_argument("--threads", type=int, required=True)
+    s.add_argument("--cases-json", type=_json_arg, default=None,
+                   help="case name -> {model, config, batch_size}: measure each model's GEMM shapes too")
     s.add_argument("--out", type=Path, required=True)
 
     # `launch` has its own parser (dlrosetta.launch); listed here for --help.
@@ -56,14 +61,40 @@ def main(argv=None) -> int:
                    help="data set -> target test accuracy (time to accuracy)")
     s.add_argument("--out-dir", type=Path, required=True, help="where the tables go")
 
+    s = sub.add_parser("profiles", help="profile records -> profiles table (docs/profile.md)")
+    s.add_argument("records", nargs="*", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+
     s = sub.add_parser("report", help="tables -> HTML and Markdown report")
     s.add_argument("--tables", type=Path, required=True, help="the folder aggregate wrote its tables to")
     s.add_argument("--machine", type=Path, required=True)
     s.add_argument("--config-json", type=_json_arg, required=True, help="the study's config")
     s.add_argument("--envs", type=Path, nargs="*", default=[], help="environment manifests")
+    s.add_argument("--profiles", type=Path, nargs="*", default=[],
+                   help="the profiles table, when the study profiled its stacks")
     s.add_argument("--html", type=Path, required=True)
     s.add_argument("--markdown", type=Path, required=True)
     s.add_argument("--plots", type=Path, required=True, help="folder for the PNG charts")
+
+    s = sub.add_parser("status", help="where a study stands: runs done, running (last epoch line), waiting, "
+                                      "skipped, failed; the time left (README, 'Follow a running study')")
+    s.add_argument("--results", type=Path, default=Path("results"), help="the study's results folder")
+    s.add_argument("--configfile", type=Path, nargs="+", action="extend", default=[],
+                   help="the --configfile(s) given to snakemake, in order (over config/config.yaml)")
+    s.add_argument("--config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="the --config overrides given to snakemake")
+    s.add_argument("--watch", type=float, default=None, metavar="SECONDS",
+                   help="print again every SECONDS (in place on a terminal) until interrupted")
+    s.add_argument("--stale-minutes", type=float, default=30.0,
+                   help="a log silent this long, with no live launcher here, is an interrupted run (default 30)")
+
+    s = sub.add_parser("compare", help="several studies' results (one per machine) -> one comparison page",
+                       description="Compare the same study run on several machines (docs/compare.md).")
+    s.add_argument("results", nargs="+", type=Path, help="results directories (records/, machine.json); "
+                   "the first is the reference the speed-ups are taken against")
+    s.add_argument("--out", type=Path, required=True, help="folder for compare.csv, index.html, summary.md, plots/")
+    s.add_argument("--label", action="append", default=[],
+                   help="a name for each results directory's machine, in their order ('' derives one)")
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["launch"]:
@@ -73,6 +104,9 @@ def main(argv=None) -> int:
     if a.command == "prepare":
         from dlrosetta.data.prepare import prepare_dataset
         prepare_dataset(a.name, a.config_json, a.out)
+    elif a.command == "profiles":
+        from dlrosetta.profile import write_profile_table
+        write_profile_table(a.records, a.out)
     elif a.command == "order":
         from dlrosetta.npy import read_manifest
         from dlrosetta.order import write_epoch_order
@@ -85,13 +119,27 @@ def main(argv=None) -> int:
     elif a.command == "probe":
         from dlrosetta.machine import probe
         from dlrosetta.measurements import write_json_atomic
-        write_json_atomic(a.out, probe(a.threads))
+        write_json_atomic(a.out, probe(a.threads, cases=a.cases_json))
     elif a.command == "aggregate":
         from dlrosetta.aggregate import write_summary
         write_summary(a.records, a.out_dir, a.plan_json, a.targets_json)
+    elif a.command == "status":
+        from dlrosetta.status import main as status_main
+        try:
+            return status_main(a.results, a.configfile, a.config, a.watch, a.stale_minutes)
+        except KeyboardInterrupt:
+            return 0
+    elif a.command == "compare":
+        from dlrosetta.compare import ComparisonError, write_comparison
+        try:
+            write_comparison(a.results, a.out, a.label)
+        except ComparisonError as e:
+            print(f"dlrosetta compare: error: {e}", file=sys.stderr)
+            return 2
     elif a.command == "report":
         from dlrosetta.report import render_report
-        render_report(a.tables, a.machine, a.config_json, a.envs, a.html, a.markdown, a.plots)
+        render_report(a.tables, a.machine, a.config_json, a.envs, a.html, a.markdown, a.plots,
+                      a.profiles[0] if a.profiles else None)
     return 0
 
 

@@ -31,11 +31,12 @@ from typing import Any, Mapping, Optional
 
 from dlrosetta.checksum import sha256_file
 from dlrosetta.machine import cpu_model, gemm_probe
+from dlrosetta.profile import ProfileRecord, profile_fields
 from dlrosetta.record import Record, RecordError, validate_json
 from dlrosetta.registry import REPO, Stack, get_stack
 from dlrosetta.runspec import RunSpec
 from dlrosetta.threads import thread_env
-from dlrosetta.venv import MANIFEST, python_of
+from dlrosetta.venv import MANIFEST, env_lock_sha256, python_of
 
 TAIL_LINES = 25
 KILL_GRACE_S = 5.0
@@ -162,9 +163,18 @@ def _context(spec: RunSpec, stack: Stack, repeat: Optional[int]) -> dict[str, An
                 stack_code_sha256=stack.code_sha256(), host_cpu=cpu_model())
 
 
+def _profile_context(spec: RunSpec, stack: Stack) -> dict[str, Any]:
+    return dict(stack=stack.id, language=stack.language, framework=stack.framework, backend=stack.backend,
+                model=spec.model, dataset=spec.dataset, threads=spec.threads, device=spec.device,
+                batch_size=spec.batch_size, stack_code_sha256=stack.code_sha256(), host_cpu=cpu_model())
+
+
 def status_record(spec: RunSpec, stack: Stack, status: str, reason: str,
-                  run_seconds: Optional[float] = None, repeat: Optional[int] = None) -> Record:
-    """The record of a run that measured nothing: skipped or failed, with the reason."""
+                  run_seconds: Optional[float] = None, repeat: Optional[int] = None) -> Record | ProfileRecord:
+    """The record of a run that measured nothing: skipped or failed, with the reason (a
+    profile record in profile mode)."""
+    if spec.check == "profile":
+        return ProfileRecord(status=status, reason=reason, run_seconds=run_seconds, **_profile_context(spec, stack))
     return Record(status=status, reason=reason, run_seconds=run_seconds, **_context(spec, stack, repeat))
 
 
@@ -200,12 +210,23 @@ def record_from_measurements(spec: RunSpec, stack: Stack, data: Mapping[str, Any
                   **Record.timing_fields(data["epoch_seconds"], train_samples_per_epoch(spec)))
 
 
+def profile_record(spec: RunSpec, stack: Stack, data: Mapping[str, Any], run_seconds: float,
+                   trace_dir: Path) -> ProfileRecord:
+    """The profile record from a stack's profile output and trace (docs/profile.md)."""
+    if (data.get("check"), data.get("stack"), data.get("model")) != ("profile", stack.id, spec.model):
+        raise RecordError(f"the profile output is for {data.get('stack')}/{data.get('model')} "
+                          f"(check {data.get('check')!r}), not {stack.id}/{spec.model}")
+    return ProfileRecord(status="ok", run_seconds=run_seconds, **_profile_context(spec, stack),
+                         **profile_fields(data, trace_dir))
+
+
 def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
            venvs_dir: Optional[Path] = None, timeout_s: Optional[float] = None,
            stack: Optional[Stack] = None, repeat: Optional[int] = None) -> Record:
     """Run the stack named in the spec (or the one given) and write the final record to
     record_path; work_dir receives the stack's run spec; `repeat` is the run's 1-based
-    repeat. Raises Interrupted, writing nothing, when stopped from outside."""
+    repeat. In profile mode (spec.check == "profile") the record is a profile record.
+    Raises Interrupted, writing nothing, when stopped from outside."""
     stack = stack or get_stack(spec.stack)
     venvs_dir = venvs_dir or default_venvs_dir()
     measurements = Path(spec.measurements)
@@ -222,19 +243,24 @@ def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a") as log:
             print(f"$ {' '.join(command)} {spec_path}", file=log, flush=True)
-            gemm_before = gemm_probe(spec.threads)
+            probe = spec.check != "profile"  # a profile's figures are shares, not rates
+            gemm_before = gemm_probe(spec.threads) if probe else None
             start = time.perf_counter()
             rc = run_group([*command, str(spec_path)], env, log, timeout_s)
             seconds = time.perf_counter() - start
-            gemm_after = gemm_probe(spec.threads)
-        record = _finish(spec, stack, rc, seconds, measurements, log_path, timeout_s, repeat).replace(
-            gemm_float32_gflops_before=gemm_before, gemm_float32_gflops_after=gemm_after)
-    validate_json(record.to_dict(), "record")
+            gemm_after = gemm_probe(spec.threads) if probe else None
+        record = _finish(spec, stack, rc, seconds, measurements, log_path, timeout_s, repeat)
+        if probe:
+            record = record.replace(gemm_float32_gflops_before=gemm_before, gemm_float32_gflops_after=gemm_after)
+    if isinstance(record, Record):
+        # The lock the stack's environment was built from: did two studies run the same software?
+        record = record.replace(env_lock_sha256=env_lock_sha256(venvs_dir, stack.env))
+        validate_json(record.to_dict(), "record")
     record.write(record_path)
     return record
 
 
-def _finish(spec, stack, rc, seconds, measurements: Path, log_path: Path, timeout_s, repeat) -> Record:
+def _finish(spec, stack, rc, seconds, measurements: Path, log_path: Path, timeout_s, repeat) -> Record | ProfileRecord:
     if rc is None:
         return status_record(spec, stack, "failed", f"timed out after {timeout_s:.0f} s; log tail:\n"
                              f"{log_tail(log_path)}", seconds, repeat)
@@ -243,12 +269,15 @@ def _finish(spec, stack, rc, seconds, measurements: Path, log_path: Path, timeou
                              seconds, repeat)
     try:
         data = json.loads(measurements.read_text())
+        if spec.check == "profile":
+            return profile_record(spec, stack, data, seconds, measurements.parent)
         return record_from_measurements(spec, stack, data, seconds, repeat)
     except FileNotFoundError:
         return status_record(spec, stack, "failed", f"the stack exited 0 without writing its measurements "
                              f"{measurements}; log tail:\n{log_tail(log_path)}", seconds, repeat)
     except (json.JSONDecodeError, RecordError) as e:
-        return status_record(spec, stack, "failed", f"the stack wrote invalid measurements: {e}", seconds, repeat)
+        kind = "profile output" if spec.check == "profile" else "measurements"
+        return status_record(spec, stack, "failed", f"the stack wrote invalid {kind}: {e}", seconds, repeat)
 
 
 def resolved(spec: RunSpec) -> RunSpec:

@@ -36,3 +36,15 @@ def epoch_batches(order: np.ndarray, epoch: int, batch_size: int) -> np.ndarray:
     row = order[epoch]
     steps = len(row) // batch_size
     return row[: steps * batch_size].reshape(steps, batch_size)
+
+
+def profile_blocks(order: np.ndarray, batch_size: int, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Profile mode's three blocks of `steps` rows of epoch 0's batches: warm-up,
+    unprofiled and profiled (rows 0..steps-1, steps..2*steps-1, 2*steps..3*steps-1),
+    taken cyclically so that an epoch of fewer than 3*steps batches still fills them."""
+    rows = epoch_batches(order, 0, batch_size)
+    if steps < 1 or len(rows) == 0:
+        raise ValueError(f"profile blocks need steps >= 1 and a full batch; got {steps} steps, "
+                         f"{len(rows)} batches of {batch_size}")
+    picks = np.arange(3 * steps) % len(rows)
+    return tuple(rows[picks[k * steps:(k + 1) * steps]] for k in range(3))

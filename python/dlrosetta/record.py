@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional
 
 from dlrosetta.measurements import write_json_atomic
 
-SCHEMA_VERSION = "2.1.0"
+SCHEMA_VERSION = "2.2.0"
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 STATUSES = ("ok", "skipped", "failed")
 #: Per-epoch fields, tuples in Python, lists in JSON.
@@ -32,6 +32,16 @@ SERIES = ("epoch_seconds", "train_loss_per_epoch", "test_accuracy_per_epoch")
 
 class RecordError(ValueError):
     """A record does not follow the schema."""
+
+
+def check_status(status: str, reason: Optional[str], kind: str = "record") -> None:
+    """A status of STATUSES; skipped and failed ones give their reason, ok ones none."""
+    if status not in STATUSES:
+        raise RecordError(f"status must be one of {STATUSES}, got {status!r}")
+    if status != "ok" and not reason:
+        raise RecordError(f"a {status} {kind} needs a reason")
+    if status == "ok" and reason is not None:
+        raise RecordError(f"an ok {kind} has no reason")
 
 
 def utc_now() -> str:
@@ -77,17 +87,13 @@ class Record:
     repeat: Optional[int] = None
     gemm_float32_gflops_before: Optional[float] = None
     gemm_float32_gflops_after: Optional[float] = None
+    env_lock_sha256: Optional[str] = None
     host: str = field(default_factory=socket.gethostname)
     created_at: str = field(default_factory=utc_now)
     schema_version: str = SCHEMA_VERSION
 
     def __post_init__(self):
-        if self.status not in STATUSES:
-            raise RecordError(f"status must be one of {STATUSES}, got {self.status!r}")
-        if self.status != "ok" and not self.reason:
-            raise RecordError(f"a {self.status} record needs a reason")
-        if self.status == "ok" and self.reason is not None:
-            raise RecordError("an ok record has no reason")
+        check_status(self.status, self.reason)
         for name in SERIES:
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):

@@ -26,8 +26,8 @@ LANGUAGE_FOLDERS = ("python", "r", "julia")
 #: language runs, so a change to it reruns that language's stacks.
 SHARED_LIBRARY = {
     "python": tuple(f"python/dlrosetta/{m}.py" for m in (
-        "checksum", "measurements", "model_spec", "npy", "order", "runspec", "shards", "stopwatch",
-        "weights", "stacks/train")),
+        "checksum", "measurements", "model_spec", "npy", "order", "profiler", "runspec", "shards",
+        "stopwatch", "weights", "stacks/train")),
     "r": ("r/R", "r/DESCRIPTION"),
     "julia": ("julia/src", "julia/Project.toml"),
 }

@@ -33,6 +33,10 @@ BAR_CHARTS = [
     ("peak_rss_mb_max", "Peak resident memory (largest over repeats)", "MiB"),
 ]
 LINE_STYLES = ["-", "--", ":", "-."]
+#: Profile categories (dlrosetta.profile.CATEGORIES) in stacking order, with their colours.
+PROFILE_COLORS = {"conv_gemm": "#4e79a7", "normalisation": "#f28e2b", "elementwise": "#59a14f",
+                  "recurrent": "#e15759", "loss": "#b07aa1", "optimiser": "#9c755f", "data": "#edc948",
+                  "overhead": "#bab0ac"}
 
 
 def _fmt(value, digits=3):
@@ -164,6 +168,38 @@ def bar_chart(cases: list[dict], column: str, title: str, xlabel: str) -> bytes:
     return _png(fig)
 
 
+def profile_cases(profiles: pd.DataFrame, title) -> list[dict]:
+    """Per (data set, model): each profiled stack's step by category (ms), fastest
+    unprofiled step first, and the profiles that did not measure."""
+    cases = []
+    for (dataset, model), g in profiles.groupby(["dataset", "model"], sort=True):
+        ok = g[g.status == "ok"].sort_values("unprofiled_step_seconds")
+        rows = [{**r, "ms": {c: 1e3 * (r[f"{c}_seconds"] or 0.0) for c in PROFILE_COLORS},
+                 "profiler_cost": r["profiled_step_seconds"] / r["unprofiled_step_seconds"] - 1}
+                for r in ok.to_dict("records")]
+        cases.append({"dataset": dataset, "model": model, "title": title(dataset, model, int(g.threads.iloc[0]), None),
+                      "rows": rows, "problems": g[g.status != "ok"].to_dict("records")})
+    return cases
+
+
+def profile_chart(cases: list[dict]) -> bytes:
+    """Stacked bars: where one profiled step's time goes, per stack."""
+    cases = [c for c in cases if c["rows"]]
+    fig, axes = _panels(len(cases), 0.42 * max(len(c["rows"]) for c in cases) + 2.0)
+    for ax, case in zip(axes, cases):
+        rows = case["rows"][::-1]
+        left = [0.0] * len(rows)
+        for category, color in PROFILE_COLORS.items():
+            width = [r["ms"][category] for r in rows]
+            ax.barh([r["stack"] for r in rows], width, left=left, color=color, label=category)
+            left = [a + b for a, b in zip(left, width)]
+        ax.set_title(case["title"], fontsize=9)
+        ax.set_xlabel("milliseconds per profiled step")
+        ax.legend(fontsize=7, ncol=4, loc="lower right")
+    fig.suptitle("Where a step's time goes (framework profilers, docs/profile.md)", fontsize=11)
+    return _png(fig)
+
+
 def headline_sentences(rows: list[dict]) -> list[str]:
     """What a user came for, from one (data set, model, threads, hardware) case's ranked rows:
     the fastest stack and its ties, each other language's fastest stack against the
@@ -238,7 +274,9 @@ def _environments(env_manifests: Iterable[Path]) -> list[dict]:
         pkgs = [p for p in info.get("packages", []) if p.split("==")[0].lower().startswith(tuple(wanted))]
         envs.append({"env": info["env"], "status": info["status"],
                      "reason": info.get("reason") or info.get("update_failed"),
-                     "python": info.get("python_version"), "packages": ", ".join(pkgs)})
+                     "python": info.get("python_version"), "packages": ", ".join(pkgs),
+                     "lock": Path(info["lock"]).name if info.get("lock") else None,
+                     "lock_sha256": info.get("lock_sha256"), "installer": info.get("installer")})
     return envs
 
 
@@ -270,7 +308,7 @@ def scaling_cases(summary: pd.DataFrame, title) -> list[dict]:
 
 
 def render_report(tables: Path, machine_json: Path, config: dict, env_manifests: Iterable[Path],
-                  html_path: Path, markdown_path: Path, plots_dir: Path) -> None:
+                  html_path: Path, markdown_path: Path, plots_dir: Path, profiles_csv: Path | None = None) -> None:
     summary, runs = _read(tables / "summary.csv"), _read(tables / "runs.csv")
     epochs, noise = pd.read_csv(tables / "epochs.csv"), _read(tables / "noise.csv")
     machine = json.loads(Path(machine_json).read_text())
@@ -287,8 +325,13 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
                 "target": g.target_accuracy.iloc[0], "rows": g.to_dict("records")}
                for (d, m, t, k), g in summary.groupby(["dataset", "model", "threads", "hardware"], sort=True)]
     cases = [t for t in tables_ if t["threads"] == main_threads]
+    ceilings = machine.get("gemm_shapes", {})
     for t in tables_:
         t["sentences"] = headline_sentences(t["rows"])
+        ceiling = ceilings.get(f"{t['dataset']}/{t['model']}")
+        for r in t["rows"]:  # the shape-matched ceiling was measured at the machine probe's threads
+            r["shape_gemm_fraction"] = (r["train_gflops"] / ceiling["gflops"] if ceiling and r["train_gflops"]
+                                        and t["threads"] == machine.get("threads") else None)
     measured = [{**c, "rows": [r for r in c["rows"] if r["steady_epoch_seconds_median"] is not None]}
                 for c in cases]
     measured = [c for c in measured if c["rows"]]
@@ -313,6 +356,9 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
             add("speedup", "Thread scaling", speedup_chart(scaling))
         for column, chart_title, xlabel in BAR_CHARTS:  # not `title`: that names the cases
             add(column, chart_title, bar_chart(measured, column, chart_title, xlabel))
+    profiled = profile_cases(_read(profiles_csv), title) if profiles_csv else []
+    if any(c["rows"] for c in profiled):
+        add("profile", "Where a step's time goes", profile_chart(profiled))
     belongs = runs.belongs.astype(bool)
     problems = [{**r, "retry": retry_command(r, main_threads or 1)}
                 for r in runs[belongs & (runs.status != "ok")].to_dict("records")]
@@ -331,7 +377,8 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
                "config": config, "config_text": json.dumps(config, indent=2),
                "envs": _environments(env_manifests), "noisy_cv": NOISY_CV, "drift_limit": DRIFT_LIMIT,
                "counts": runs[belongs].status.value_counts().to_dict(), "groups": len(summary),
-               "hardware_kinds": kinds,
+               "hardware_kinds": kinds, "profiles": profiled, "profile_categories": list(PROFILE_COLORS),
+               "ceilings": ceilings,
                "repeats": config.get("repeats")}
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(env.get_template("index.html.j2").render(**context))

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from dlrosetta.checksum import sha256_file
 from dlrosetta.launch import runtime_missing
 from dlrosetta.record import Record, RecordError
 from dlrosetta.registry import Stack
+from dlrosetta.venv import lock_of
 
 
 def retry_stamp(stamp: Path, output: Path, retry: Optional[str]) -> str:
@@ -35,16 +36,14 @@ def retry_stamp(stamp: Path, output: Path, retry: Optional[str]) -> str:
     return str(stamp)
 
 
-def record_retry_reason(record: Path, stack: Stack, venvs: Path) -> Optional[str]:
-    """Why an existing record should be made again, or None to keep it."""
-    try:
-        data = json.loads(record.read_text())
-    except FileNotFoundError:
+def record_retry_reason(record: Path, stack: Stack, venvs: Path,
+                        read: Callable[[Path], Any] = Record.read) -> Optional[str]:
+    """Why an existing record (a training record, or what `read` reads: a profile
+    record) should be made again, or None to keep it."""
+    if not record.exists():
         return None
-    except (OSError, json.JSONDecodeError) as e:
-        return f"unreadable record ({e})"
     try:
-        record = Record.from_dict(data)  # the reader's own check: schema version, fields
+        record = read(record)  # the reader's own check: schema version, fields
     except RecordError as e:
         return f"unreadable record ({e})"
     if record.status == "failed":
@@ -54,11 +53,14 @@ def record_retry_reason(record: Path, stack: Stack, venvs: Path) -> Optional[str
     return None
 
 
-def env_retry_reason(manifest: Path, requirements: Path) -> Optional[str]:
-    """Why an existing environment manifest should be built again, or None. The
-    requirement file's content is compared with the one the environment was built from
+def env_retry_reason(manifest: Path, requirements: Path, lock: Optional[Path] = None) -> Optional[str]:
+    """Why an existing environment manifest should be built again, or None. The lock's
+    and the spec's content are compared with those the environment was built from
     (recorded in the manifest), so a change is seen even where Snakemake has no record
-    of the build (an environment built from another checkout, a fresh clone)."""
+    of the build (an environment built from another checkout, a fresh clone). A changed
+    spec whose lock was not compiled again is tried too: the build then fails, saying so
+    (dlrosetta.venv.stale_lock_reason), and the working environment is kept."""
+    lock = lock or lock_of(requirements)
     try:
         info = json.loads(manifest.read_text())
     except FileNotFoundError:
@@ -67,7 +69,13 @@ def env_retry_reason(manifest: Path, requirements: Path) -> Optional[str]:
         return f"unreadable manifest ({e})"
     if info.get("status") != "ok":
         return f"build failed: {info.get('reason')}"
+    failed = f" (and the last rebuild failed: {info['update_failed']})" if info.get("update_failed") else ""
+    if not info.get("lock_sha256"):
+        return f"built without a lock (before {lock.name} existed)"
+    if not lock.is_file():
+        return f"{lock.name} is missing"
+    if info["lock_sha256"] != sha256_file(lock):
+        return f"{lock.name} changed since the environment was built" + failed
     if info.get("requirements_sha256") != sha256_file(requirements):
-        return f"{requirements.name} changed since the environment was built" + (
-            f" (and the last rebuild failed: {info['update_failed']})" if info.get("update_failed") else "")
+        return f"{requirements.name} changed since the environment was built" + failed
     return None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 SPEC_VERSION = 2  # 2: `measurements` replaced `record` (stacks report raw values)
-CHECKS = (None, "step_losses")
+CHECKS = (None, "step_losses", "profile")
 
 
 @dataclass(frozen=True)

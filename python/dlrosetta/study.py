@@ -108,6 +108,18 @@ class Study:
         return [Run(e["dataset"], e["model"], s, t, r) for r in range(1, self.repeats + 1)
                 for t in self.thread_counts() for e in self.config["study"] for s in self.stacks()]
 
+    @property
+    def profile_steps(self) -> int:
+        return int(self.config.get("profile", {}).get("steps", 10))
+
+    def profiles(self) -> list[Run]:
+        """Profile-mode runs (docs/profile.md), none unless `profile.enabled`: every (data
+        set, model, stack) once, at the study's largest thread count."""
+        if not self.config.get("profile", {}).get("enabled", False):
+            return []
+        threads = max(self.thread_counts())
+        return [Run(e["dataset"], e["model"], s, threads) for e in self.config["study"] for s in self.stacks()]
+
     def target_accuracy(self, dataset: str) -> float | None:
         return self.config["datasets"][dataset].get("target_accuracy")
 

@@ -8,6 +8,7 @@ RUNSPEC_VERSION <- 2L
 RUNSPEC_REQUIRED <- c("stack", "model", "dataset", "model_config", "training", "shards", "order",
                       "initial_weights", "init_seed", "threads", "seed", "device", "measurements")
 RUNSPEC_DEFAULTS <- list(check = NULL, check_steps = 0L, spec_version = RUNSPEC_VERSION)
+RUNSPEC_CHECKS <- c("step_losses", "profile")  # or NULL: train
 
 #' Read and check a run spec; returns a named list with every key (JSON null = NULL).
 #' @export
@@ -26,8 +27,9 @@ read_runspec <- function(path) {
     stop(sprintf("run spec version %s is not supported (expected %d)", json_repr(data$spec_version), RUNSPEC_VERSION),
          call. = FALSE)
   }
-  if (!is.null(data$check) && !identical(data$check, "step_losses")) {
-    stop(sprintf("run spec check must be null or \"step_losses\", got %s", json_repr(data$check)), call. = FALSE)
+  if (!is.null(data$check) && !(is.character(data$check) && data$check %in% RUNSPEC_CHECKS)) {
+    stop(sprintf("run spec check must be null, %s, got %s", paste0("\"", RUNSPEC_CHECKS, "\"", collapse = " or "),
+                 json_repr(data$check)), call. = FALSE)
   }
   if (!data$device %in% c("cpu", "gpu", "auto")) {
     stop(sprintf("run spec device must be cpu, gpu or auto, got %s", json_repr(data$device)), call. = FALSE)

@@ -6,6 +6,8 @@ gather to the synchronised mean loss, covering data gathering, forward, backward
 optimiser step. Every epoch is reported, the first (graph tracing, XLA/JIT compile,
 allocator warm-up) included. After every epoch the whole test split is evaluated in
 inference mode, outside the epoch's stopwatch and timed on its own (time to accuracy).
+Check mode runs the first steps alone; profile mode times blocks of steps with and
+without the framework's profiler and keeps its trace (profile()).
 
 Twins: r/stacks/r-keras/R/train.R, julia/stacks/julia-native/src/train.jl.
 """
@@ -13,15 +15,18 @@ from __future__ import annotations
 
 import abc
 import importlib
+import os
 import platform
 import sys
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from dlrosetta.measurements import write_json_atomic, write_measurements
 from dlrosetta.model_spec import ModelSpec, initial_weights, model_spec
-from dlrosetta.order import epoch_batches, read_order
+from dlrosetta.order import epoch_batches, profile_blocks, read_order
+from dlrosetta.profiler import trace_block, xla_dump_flags
 from dlrosetta.runspec import RunSpec
 from dlrosetta.stopwatch import Stopwatch, peak_rss_mb, process_age_seconds
 from dlrosetta.shards import Shards, read_shards
@@ -33,6 +38,8 @@ class Trainer(abc.ABC):
 
     framework: str
     backend: Optional[str] = None
+    #: Whose profiler traces profile mode (dlrosetta.profiler): the framework that runs the ops.
+    profiler: str
     #: Whether the hot kernels are fused library kernels (oneDNN/cuDNN-class LSTM and
     #: convolution) rather than composed ops; kernel_notes says which.
     fused_kernel: Optional[bool] = None
@@ -88,6 +95,39 @@ def load_inputs(spec: RunSpec) -> tuple[ModelSpec, dict, Shards, np.ndarray]:
     return model, weights, shards, read_order(spec.order, spec.epochs, len(shards.y_train))
 
 
+def profile(spec: RunSpec, trainer: Trainer, order: np.ndarray) -> None:
+    """Profile mode (docs/profile.md): a warm-up block of steps (compilation,
+    allocation; not timed), the next block timed plain, the last timed under the
+    profiler, whose trace is written beside the profile JSON. The clock runs inside the
+    profiler's block, so its start, stop and export are not timed."""
+    warm_up, plain, traced = profile_blocks(order, spec.batch_size, spec.check_steps)
+    trainer.train_epoch(warm_up)
+    with Stopwatch() as unprofiled:
+        trainer.train_epoch(plain)
+    with trace_block(trainer.profiler, Path(spec.measurements).parent) as block:
+        with Stopwatch() as profiled:
+            trainer.train_epoch(traced)
+    write_json_atomic(spec.measurements, {
+        "check": spec.check, "stack": spec.stack, "model": spec.model, "steps": spec.check_steps,
+        "profiler": block.profiler, "unprofiled_seconds": unprofiled.seconds, "profiled_seconds": profiled.seconds,
+        "trace": block.trace, "parameter_count": trainer.parameter_count(),
+        "framework_version": trainer.framework_version()})
+
+
+def epoch_line(stack: str, epochs: int, epoch_seconds: list[float], eval_seconds: list[float], loss: float,
+               accuracy: float, samples: int) -> str:
+    """The progress line printed after each epoch (docs/stack-contract.md, "The epoch
+    line"; `dlrosetta status` reads it). Time left: the epochs left times the mean epoch
+    plus the mean evaluation so far, each over the epochs after the first once there are two."""
+    def per(xs: list[float]) -> float:
+        return sum(xs[1:]) / (len(xs) - 1) if len(xs) > 1 else xs[0]
+    done, seconds = len(epoch_seconds), epoch_seconds[-1]
+    left = (epochs - done) * (per(epoch_seconds) + per(eval_seconds))
+    rate = samples / seconds if seconds > 0 else float("inf")
+    return (f"[{stack}] epoch {done}/{epochs}: {seconds:.2f} s, loss {loss:.4f}, {rate:.0f} samples/s, "
+            f"test accuracy {accuracy:.4f}, run time left ~{left:.0f} s")
+
+
 def run(spec: RunSpec, trainer_cls: type[Trainer]) -> None:
     model, weights, shards, order = load_inputs(spec)
     trainer = trainer_cls(spec, model, weights)
@@ -100,6 +140,9 @@ def run(spec: RunSpec, trainer_cls: type[Trainer]) -> None:
                                         "losses": losses,
                                         "parameter_count": trainer.parameter_count()})
         return
+    if spec.check == "profile":
+        profile(spec, trainer, order)
+        return
 
     startup = process_age_seconds()
     epoch_seconds, losses, accuracies, eval_seconds = [], [], [], []
@@ -111,8 +154,8 @@ def run(spec: RunSpec, trainer_cls: type[Trainer]) -> None:
         with Stopwatch() as ev:
             accuracies.append(float(trainer.evaluate()))
         eval_seconds.append(ev.seconds)
-        print(f"[{spec.stack}] epoch {epoch + 1}/{spec.epochs}: {sw.seconds:.2f} s, "
-              f"loss {losses[-1]:.4f}, test accuracy {accuracies[-1]:.4f}", file=sys.stderr, flush=True)
+        print(epoch_line(spec.stack, spec.epochs, epoch_seconds, eval_seconds, losses[-1], accuracies[-1],
+                         batches.size), file=sys.stderr, flush=True)
 
     write_measurements(spec.measurements, "ok", spec.stack, spec.model, spec.dataset,
                        language_version=platform.python_version(),
@@ -134,6 +177,8 @@ def main(trainer_path: str, argv: Optional[list[str]] = None) -> None:
     if len(argv) != 1:
         sys.exit(f"usage: python -m dlrosetta.stacks.<framework> RUN_SPEC.json (got {argv})")
     spec = RunSpec.read(argv[0])
+    if spec.check == "profile":  # before the framework loads: XLA reads its flags once
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {xla_dump_flags(Path(spec.measurements).parent)}"
     module_name, cls_name = trainer_path.split(":")
     try:
         trainer_cls = getattr(importlib.import_module(module_name), cls_name)

@@ -6,8 +6,10 @@
 # Twins: tests/stackcheck.py
 
 # A tiny token data set, its shards, weights drawn by the R scheme, an epoch order and a
-# run spec; returns list(spec = path, dir, weights, shards (R arrays), order).
-write_lstm_run <- function(dir, epochs = 2L, check_steps = 0L, batch_size = 4L, n = 18L, stack = STACK_ID) {
+# run spec (check mode when check_steps > 0, unless `check` says otherwise); returns
+# list(spec = path, dir, weights, shards (R arrays), order).
+write_lstm_run <- function(dir, epochs = 2L, check_steps = 0L, batch_size = 4L, n = 18L, stack = STACK_ID,
+                           check = if (check_steps > 0) "step_losses") {
   dir.create(dir, recursive = TRUE)
   set.seed(7)
   tokens <- function(k) matrix(sample.int(TINY_LSTM$vocab_size, k * TINY_LSTM$maxlen, replace = TRUE) - 1L, k)
@@ -25,7 +27,7 @@ write_lstm_run <- function(dir, epochs = 2L, check_steps = 0L, batch_size = 4L, 
     order = file.path(dir, "order.npy"),
     initial_weights = write_bundle_fixture(file.path(dir, "weights"), "weights", weights, list(model = "lstm")),
     init_seed = 42L, threads = 1L, seed = 42L, device = "cpu", measurements = file.path(dir, "measurements.json"),
-    check = if (check_steps > 0) "step_losses" else NULL, check_steps = check_steps)
+    check = check, check_steps = check_steps)
   write_json_atomic(file.path(dir, "spec.json"), spec)
   list(spec = file.path(dir, "spec.json"), dir = dir, weights = weights, shards = shards, order = order)
 }
@@ -62,7 +64,8 @@ cross_entropy <- function(logits, labels) {
 # The entry point's contract, for the stack whose helper sourced this file, on the tiny
 # LSTM run: check mode's first loss is the R reference's; a training run writes ok raw
 # measurements (`framework_version()`, `fused_kernel`, notes matching `kernel_notes`);
-# without a usable Python it writes skipped measurements; a bad spec writes nothing.
+# profile mode writes the profile and a trace of the framework's ops; without a usable
+# Python it writes skipped measurements; a bad spec writes nothing.
 # `skip_without_framework` skips a test where the framework cannot be reached.
 test_entry_point_contract <- function(skip_without_framework, framework_version, fused_kernel, kernel_notes) {
   test_that("check mode's first loss is the reference forward pass on the order's first batch", {
@@ -106,6 +109,27 @@ test_entry_point_contract <- function(skip_without_framework, framework_version,
     expect_true(m$startup_seconds > 0 && m$peak_rss_mb > 0)
     expect_identical(m$fused_kernel, fused_kernel)
     expect_match(m$kernel_notes, kernel_notes, fixed = TRUE)
+  })
+
+  test_that("profile mode writes the profile and a Chrome trace of the framework's ops beside it", {
+    skip_without_framework()
+    run <- write_lstm_run(tempfile("profile"), epochs = 1L, check_steps = 2L, check = "profile")  # 4 batches
+    expect_identical(run_entry_point(run$spec), 0L)
+    p <- jsonlite::fromJSON(file.path(run$dir, "measurements.json"))
+    expect_named(p, c("check", "stack", "model", "steps", "profiler", "unprofiled_seconds", "profiled_seconds",
+                      "trace", "parameter_count", "framework_version"))
+    expect_identical(c(p$check, p$stack, p$model, p$framework_version),
+                     c("profile", STACK_ID, "lstm", framework_version()))
+    expect_identical(c(p$steps, p$parameter_count), c(2L, as.integer(parameter_count(model_spec("lstm", TINY_LSTM)))))
+    expect_true(p$unprofiled_seconds > 0 && p$profiled_seconds > 0)
+    path <- file.path(run$dir, p$trace)
+    trace <- jsonlite::fromJSON(memDecompress(readBin(path, "raw", file.size(path)), "gzip", asChar = TRUE))
+    events <- if (is.data.frame(trace)) trace else trace$traceEvents
+    ops <- events[events$ph %in% "X", ]
+    expect_gt(nrow(ops), 0)
+    expect_true(all(nzchar(ops$name) & ops$dur >= 0))
+    expect_setequal(list.files(run$dir, all.files = TRUE, no.. = TRUE),
+                    c("measurements.json", "order.npy", "shards", "spec.json", "weights", p$trace))
   })
 
   test_that("without a usable Python the stack writes skipped measurements and exits 0", {

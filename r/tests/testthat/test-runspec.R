@@ -37,10 +37,17 @@ test_that("check, check_steps and spec_version default as in Python's RunSpec", 
 test_that("bad specs are rejected with the reason", {
   expect_error(read_runspec(write_spec(spec_fixture(extra = 1L))), "unknown keys extra")
   expect_error(read_runspec(write_spec(spec_fixture(device = "tpu"))), "device must be cpu, gpu or auto")
-  expect_error(read_runspec(write_spec(spec_fixture(check = "grads"))), "check must be null")
+  expect_error(read_runspec(write_spec(spec_fixture(check = "grads"))),
+               "check must be null, \"step_losses\" or \"profile\", got \"grads\"")
   expect_error(read_runspec(write_spec(spec_fixture(spec_version = 1L))), "version 1 is not supported \\(expected 2\\)")
   expect_error(read_runspec(write_spec(spec_fixture(seed = NULL))), "lacks keys seed")
   old <- spec_fixture(spec_version = 1L, record = "/r.json")
   old$measurements <- NULL
   expect_error(read_runspec(write_spec(old)), "unknown keys record")
+})
+
+test_that("check mode and profile mode are accepted", {
+  for (check in c("step_losses", "profile")) {
+    expect_identical(read_runspec(write_spec(spec_fixture(check = check, check_steps = 3L)))$check, check)
+  }
 })

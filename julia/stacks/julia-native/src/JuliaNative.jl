@@ -25,6 +25,7 @@ A trainable model: `ResNet{T}` or `LSTMNet{T}`. Each has fields `config`, `param
 """
 abstract type Model{T<:AbstractFloat} end
 
+include("blas.jl")
 include("threads.jl")
 include("parameters.jl")
 include("images.jl")

@@ -84,28 +84,30 @@ end
 
 function batchnorm_forward!(y::Array{T,4}, bn::BatchNorm{T}, x::Array{T,4}, n::Int, training::Bool;
                             residual::Union{Nothing,Array{T,4}} = nothing) where {T}
-    C = length(bn.gamma)
-    if training
-        s = channel_sums!(bn, x, n) do i, q
-            @inbounds v = Float64(x[i])
-            (v, v * v)
+    @timed_kernel "normalisation" "batchnorm_forward" begin
+        C = length(bn.gamma)
+        if training
+            s = channel_sums!(bn, x, n) do i, q
+                @inbounds v = Float64(x[i])
+                (v, v * v)
+            end
+            m = n * size(x, 2) * size(x, 3)
+            @inbounds for c in 1:C
+                mean = s[c, 1] / m
+                var = max(s[c, 2] / m - mean^2, 0.0)
+                bn.mean[c], bn.invstd[c] = mean, 1 / sqrt(var + BN_EPSILON)
+                bn.moving_mean[c] = (1 - BN_MOMENTUM) * bn.moving_mean[c] + BN_MOMENTUM * mean
+                bn.moving_var[c] = (1 - BN_MOMENTUM) * bn.moving_var[c] + BN_MOMENTUM * var
+            end
+        else
+            bn.mean .= bn.moving_mean
+            bn.invstd .= 1 ./ sqrt.(bn.moving_var .+ T(BN_EPSILON))
         end
-        m = n * size(x, 2) * size(x, 3)
-        @inbounds for c in 1:C
-            mean = s[c, 1] / m
-            var = max(s[c, 2] / m - mean^2, 0.0)
-            bn.mean[c], bn.invstd[c] = mean, 1 / sqrt(var + BN_EPSILON)
-            bn.moving_mean[c] = (1 - BN_MOMENTUM) * bn.moving_mean[c] + BN_MOMENTUM * mean
-            bn.moving_var[c] = (1 - BN_MOMENTUM) * bn.moving_var[c] + BN_MOMENTUM * var
+        set_coef!(c -> bn.gamma[c] * bn.invstd[c], bn, 1)                          # scale
+        set_coef!(c -> bn.beta[c] - bn.mean[c] * bn.gamma[c] * bn.invstd[c], bn, 2)  # shift
+        parallel(n) do wk, image
+            bn_apply!(y, x, residual, bn, image_range(x, image:image), Val(bn.relu))
         end
-    else
-        bn.mean .= bn.moving_mean
-        bn.invstd .= 1 ./ sqrt.(bn.moving_var .+ T(BN_EPSILON))
-    end
-    set_coef!(c -> bn.gamma[c] * bn.invstd[c], bn, 1)                          # scale
-    set_coef!(c -> bn.beta[c] - bn.mean[c] * bn.gamma[c] * bn.invstd[c], bn, 2)  # shift
-    parallel(n) do wk, image
-        bn_apply!(y, x, residual, bn, image_range(x, image:image), Val(bn.relu))
     end
     return y
 end
@@ -133,29 +135,31 @@ applied as dx = a g + b x + d with per-channel a, b, d.
 """
 function batchnorm_backward!(dx::Array{T,4}, bn::BatchNorm{T}, x::Array{T,4}, y::Array{T,4},
                              dy::Array{T,4}, n::Int) where {T}
-    C, relu = length(bn.gamma), bn.relu
-    set_coef!(c -> bn.mean[c], bn, 1)
-    set_coef!(c -> bn.invstd[c], bn, 2)
-    mean, invstd = view(bn.coef, :, 1), view(bn.coef, :, 2)
-    s = channel_sums!(bn, x, n) do i, q
-        @inbounds begin
-            g = relu ? ifelse(y[i] > zero(T), dy[i], zero(T)) : dy[i]
-            dy[i] = g
-            (Float64(g), Float64(g) * Float64((x[i] - mean[q]) * invstd[q]))
+    @timed_kernel "normalisation" "batchnorm_backward" begin
+        C, relu = length(bn.gamma), bn.relu
+        set_coef!(c -> bn.mean[c], bn, 1)
+        set_coef!(c -> bn.invstd[c], bn, 2)
+        mean, invstd = view(bn.coef, :, 1), view(bn.coef, :, 2)
+        s = channel_sums!(bn, x, n) do i, q
+            @inbounds begin
+                g = relu ? ifelse(y[i] > zero(T), dy[i], zero(T)) : dy[i]
+                dy[i] = g
+                (Float64(g), Float64(g) * Float64((x[i] - mean[q]) * invstd[q]))
+            end
         end
-    end
-    m = n * size(x, 2) * size(x, 3)
-    @inbounds for c in 1:C
-        bn.dbeta[c], bn.dgamma[c] = s[c, 1], s[c, 2]
-    end
-    # a = gamma invstd; b = -a invstd mean(g xhat); d = a (invstd mean mean(g xhat) - mean(g))
-    set_coef!(c -> bn.gamma[c] * bn.invstd[c], bn, 1)
-    set_coef!(c -> -bn.gamma[c] * bn.invstd[c]^2 * s[c, 2] / m, bn, 2)
-    set_coef!(c -> bn.gamma[c] * bn.invstd[c] * (s[c, 2] / m * bn.invstd[c] * bn.mean[c] - s[c, 1] / m), bn, 3)
-    parallel(n) do wk, image
-        foreach_block(image_range(x, image:image), bn.block) do o, len
-            @inbounds @simd ivdep for q in 1:len
-                dx[o + q] = bn.coef[q, 1] * dy[o + q] + bn.coef[q, 2] * x[o + q] + bn.coef[q, 3]
+        m = n * size(x, 2) * size(x, 3)
+        @inbounds for c in 1:C
+            bn.dbeta[c], bn.dgamma[c] = s[c, 1], s[c, 2]
+        end
+        # a = gamma invstd; b = -a invstd mean(g xhat); d = a (invstd mean mean(g xhat) - mean(g))
+        set_coef!(c -> bn.gamma[c] * bn.invstd[c], bn, 1)
+        set_coef!(c -> -bn.gamma[c] * bn.invstd[c]^2 * s[c, 2] / m, bn, 2)
+        set_coef!(c -> bn.gamma[c] * bn.invstd[c] * (s[c, 2] / m * bn.invstd[c] * bn.mean[c] - s[c, 1] / m), bn, 3)
+        parallel(n) do wk, image
+            foreach_block(image_range(x, image:image), bn.block) do o, len
+                @inbounds @simd ivdep for q in 1:len
+                    dx[o + q] = bn.coef[q, 1] * dy[o + q] + bn.coef[q, 2] * x[o + q] + bn.coef[q, 3]
+                end
             end
         end
     end

@@ -114,11 +114,13 @@ vectorise.
 end
 
 function conv_forward!(y::Array{T,4}, c::Conv{T}, x::Array{T,4}, n::Int) where {T}
-    parallel(cld(n, c.chunk)) do wk, ch
-        col, images = c.col[wk], chunk_images(c.chunk, n, ch)
-        im2col!(col, c, x, first(images), last(images))
-        cols = view(col, :, 1:length(images) * c.out_w * c.out_h)
-        BLAS.gemm!('N', 'N', one(T), c.w, cols, zero(T), image_columns(y, images))
+    @timed_kernel "conv_gemm" "conv_forward" begin
+        parallel(cld(n, c.chunk)) do wk, ch
+            col, images = c.col[wk], chunk_images(c.chunk, n, ch)
+            im2col!(col, c, x, first(images), last(images))
+            cols = view(col, :, 1:length(images) * c.out_w * c.out_h)
+            gemm!('N', 'N', one(T), c.w, cols, zero(T), image_columns(y, images))
+        end
     end
     return y
 end
@@ -131,19 +133,21 @@ rather than kept from the forward pass: cheaper than streaming a batch-sized buf
 function conv_backward!(dx::Union{Nothing,Array{T,4}}, c::Conv{T}, x::Array{T,4}, dy::Array{T,4},
                         n::Int; accumulate::Bool = false) where {T}
     chunks = cld(n, c.chunk)
-    parallel(chunks) do wk, ch
-        col, images = c.col[wk], chunk_images(c.chunk, n, ch)
-        im2col!(col, c, x, first(images), last(images))
-        cols = view(col, :, 1:length(images) * c.out_w * c.out_h)
-        dyc = image_columns(dy, images)
-        BLAS.gemm!('N', 'T', one(T), dyc, cols, zero(T), view(c.dw_parts, :, :, ch))
-        if dx !== nothing
-            BLAS.gemm!('T', 'N', one(T), c.w, dyc, zero(T), cols)
-            accumulate || fill!(view(dx, image_range(dx, images)), zero(T))
-            col2im!(dx, c, col, first(images), last(images))
+    @timed_kernel "conv_gemm" "conv_backward" begin
+        parallel(chunks) do wk, ch
+            col, images = c.col[wk], chunk_images(c.chunk, n, ch)
+            im2col!(col, c, x, first(images), last(images))
+            cols = view(col, :, 1:length(images) * c.out_w * c.out_h)
+            dyc = image_columns(dy, images)
+            gemm!('N', 'T', one(T), dyc, cols, zero(T), view(c.dw_parts, :, :, ch))
+            if dx !== nothing
+                gemm!('T', 'N', one(T), c.w, dyc, zero(T), cols)
+                accumulate || fill!(view(dx, image_range(dx, images)), zero(T))
+                col2im!(dx, c, col, first(images), last(images))
+            end
         end
+        sum_items!(c.dw, c.dw_parts, chunks)
     end
-    sum_items!(c.dw, c.dw_parts, chunks)
     return dx
 end
 

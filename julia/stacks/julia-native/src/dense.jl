@@ -11,17 +11,21 @@ struct Dense{T}
 end
 
 function dense_forward!(y::Matrix{T}, d::Dense{T}, x::AbstractMatrix{T}, n::Int) where {T}
-    yv = view(y, :, 1:n)
-    yv .= d.b
-    BLAS.gemm!('N', 'N', one(T), d.w, view(x, :, 1:n), one(T), yv)
+    @timed_kernel "conv_gemm" "dense_forward" begin
+        yv = view(y, :, 1:n)
+        yv .= d.b
+        gemm!('N', 'N', one(T), d.w, view(x, :, 1:n), one(T), yv)
+    end
     return y
 end
 
 function dense_backward!(dx::AbstractMatrix{T}, d::Dense{T}, x::AbstractMatrix{T}, dy::Matrix{T},
                          n::Int) where {T}
-    dyv = view(dy, :, 1:n)
-    BLAS.gemm!('N', 'T', one(T), dyv, view(x, :, 1:n), zero(T), d.dw)
-    sum!(d.db, dyv)
-    BLAS.gemm!('T', 'N', one(T), d.w, dyv, zero(T), view(dx, :, 1:n))
+    @timed_kernel "conv_gemm" "dense_backward" begin
+        dyv = view(dy, :, 1:n)
+        gemm!('N', 'T', one(T), dyv, view(x, :, 1:n), zero(T), d.dw)
+        sum!(d.db, dyv)
+        gemm!('T', 'N', one(T), d.w, dyv, zero(T), view(dx, :, 1:n))
+    end
     return dx
 end

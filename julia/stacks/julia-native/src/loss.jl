@@ -11,17 +11,19 @@ function softmax_xent!(dlogits::Matrix{T}, logits::Matrix{T}, labels::AbstractVe
                        n::Int) where {T}
     K = size(logits, 1)
     total = 0.0
-    @inbounds for i in 1:n
-        m = maximum(view(logits, :, i))
-        s = zero(T)
-        for k in 1:K
-            s += exp(logits[k, i] - m)
-        end
-        lse = m + log(s)
-        y = labels[i] + 1
-        total += Float64(lse - logits[y, i])
-        for k in 1:K
-            dlogits[k, i] = (exp(logits[k, i] - lse) - (k == y)) / n
+    @timed_kernel "loss" "softmax_cross_entropy" begin
+        @inbounds for i in 1:n
+            m = maximum(view(logits, :, i))
+            s = zero(T)
+            for k in 1:K
+                s += exp(logits[k, i] - m)
+            end
+            lse = m + log(s)
+            y = labels[i] + 1
+            total += Float64(lse - logits[y, i])
+            for k in 1:K
+                dlogits[k, i] = (exp(logits[k, i] - lse) - (k == y)) / n
+            end
         end
     end
     return total / n

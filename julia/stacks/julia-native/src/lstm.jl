@@ -83,20 +83,26 @@ end
 function lstm_forward!(w::LSTMSlice{T}, m::LSTMNet{T}, seqs::UnitRange{Int}) where {T}
     L, H, bw = m.config.maxlen, m.config.units, length(seqs)
     cols = L * bw
-    @inbounds for t in 1:L, b in 1:bw
-        w.tokens[b + bw * (t - 1)] = m.tokens[t, seqs[b]]
-    end
     xe, z = view(w.xe, :, 1:cols), view(w.z, :, 1:cols)
-    embedding_forward!(xe, m.emb, view(w.tokens, 1:cols))
-    BLAS.gemm!('N', 'N', one(T), m.wx, xe, zero(T), z)
-    fill!(view(w.h, :, 1:bw), zero(T))
-    fill!(view(w.c, :, 1:bw), zero(T))
-    for t in 1:L
-        step = (t - 1) * bw + 1:t * bw          # z columns of step t = h, c columns of t-1
-        t > 1 && BLAS.gemm!('N', 'N', one(T), m.wh, view(w.h, :, step), one(T), view(w.z, :, step))
-        lstm_cell_forward!(w, m.b, t, bw, H)
+    # Events of each slice's task, on its own thread: the classifier shares the time of
+    # concurrent events between them.
+    @timed_kernel "data" "embedding_forward" begin
+        @inbounds for t in 1:L, b in 1:bw
+            w.tokens[b + bw * (t - 1)] = m.tokens[t, seqs[b]]
+        end
+        embedding_forward!(xe, m.emb, view(w.tokens, 1:cols))
     end
-    m.hT[:, seqs] .= view(w.h, :, L * bw + 1:(L + 1) * bw)
+    @timed_kernel "recurrent" "lstm_forward" begin
+        gemm!('N', 'N', one(T), m.wx, xe, zero(T), z)
+        fill!(view(w.h, :, 1:bw), zero(T))
+        fill!(view(w.c, :, 1:bw), zero(T))
+        for t in 1:L
+            step = (t - 1) * bw + 1:t * bw          # z columns of step t = h, c columns of t-1
+            t > 1 && gemm!('N', 'N', one(T), m.wh, view(w.h, :, step), one(T), view(w.z, :, step))
+            lstm_cell_forward!(w, m.b, t, bw, H)
+        end
+        m.hT[:, seqs] .= view(w.h, :, L * bw + 1:(L + 1) * bw)
+    end
     return w
 end
 
@@ -126,16 +132,23 @@ function backward!(m::LSTMNet{T}, n::Int) where {T}
     parallel(k) do _, s
         lstm_backward!(m.slices[s], m, part(n, k, s))
     end
-    fill!(m.dwx, zero(T))
-    fill!(m.dwh, zero(T))
-    fill!(m.db, zero(T))
-    fill!(m.demb, zero(T))
-    for s in 1:k
-        w, cols = m.slices[s], m.config.maxlen * length(part(n, k, s))
-        m.dwx .+= w.dwx
-        m.dwh .+= w.dwh
-        m.db .+= w.db
-        embedding_backward!(m.demb, view(w.xe, :, 1:cols), view(w.tokens, 1:cols))
+    @timed_kernel "recurrent" "lstm_gradient_sum" begin
+        fill!(m.dwx, zero(T))
+        fill!(m.dwh, zero(T))
+        fill!(m.db, zero(T))
+        for s in 1:k
+            w = m.slices[s]
+            m.dwx .+= w.dwx
+            m.dwh .+= w.dwh
+            m.db .+= w.db
+        end
+    end
+    @timed_kernel "data" "embedding_backward" begin
+        fill!(m.demb, zero(T))
+        for s in 1:k
+            w, cols = m.slices[s], m.config.maxlen * length(part(n, k, s))
+            embedding_backward!(m.demb, view(w.xe, :, 1:cols), view(w.tokens, 1:cols))
+        end
     end
     return m
 end
@@ -143,20 +156,22 @@ end
 function lstm_backward!(w::LSTMSlice{T}, m::LSTMNet{T}, seqs::UnitRange{Int}) where {T}
     L, H, bw = m.config.maxlen, m.config.units, length(seqs)
     cols = L * bw
-    dh, dc = view(w.dh, :, 1:bw), view(w.dc, :, 1:bw)
-    dh .= view(m.dhT, :, seqs)
-    fill!(dc, zero(T))
-    for t in L:-1:1
-        step = (t - 1) * bw + 1:t * bw
-        lstm_cell_backward!(w, t, bw, H)
-        t > 1 && BLAS.gemm!('T', 'N', one(T), m.wh, view(w.z, :, step), zero(T), dh)
+    @timed_kernel "recurrent" "lstm_backward" begin
+        dh, dc = view(w.dh, :, 1:bw), view(w.dc, :, 1:bw)
+        dh .= view(m.dhT, :, seqs)
+        fill!(dc, zero(T))
+        for t in L:-1:1
+            step = (t - 1) * bw + 1:t * bw
+            lstm_cell_backward!(w, t, bw, H)
+            t > 1 && gemm!('T', 'N', one(T), m.wh, view(w.z, :, step), zero(T), dh)
+        end
+        dz, xe = view(w.z, :, 1:cols), view(w.xe, :, 1:cols)
+        # dWh = sum_t dz_t h_{t-1}': steps 2..L (h_0 = 0) pair z columns bw+1:cols with h_1..h_{L-1}.
+        gemm!('N', 'T', one(T), view(w.z, :, bw + 1:cols), view(w.h, :, bw + 1:cols), zero(T), w.dwh)
+        gemm!('N', 'T', one(T), dz, xe, zero(T), w.dwx)
+        sum!(w.db, dz)
+        gemm!('T', 'N', one(T), m.wx, dz, zero(T), xe)   # xe now holds the inputs' gradient
     end
-    dz, xe = view(w.z, :, 1:cols), view(w.xe, :, 1:cols)
-    # dWh = sum_t dz_t h_{t-1}': steps 2..L (h_0 = 0) pair z columns bw+1:cols with h_1..h_{L-1}.
-    BLAS.gemm!('N', 'T', one(T), view(w.z, :, bw + 1:cols), view(w.h, :, bw + 1:cols), zero(T), w.dwh)
-    BLAS.gemm!('N', 'T', one(T), dz, xe, zero(T), w.dwx)
-    sum!(w.db, dz)
-    BLAS.gemm!('T', 'N', one(T), m.wx, dz, zero(T), xe)   # xe now holds the inputs' gradient
     return w
 end
 

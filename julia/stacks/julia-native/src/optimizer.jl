@@ -46,7 +46,7 @@ end
 
 function update!(opt::SGD{T}, w::Vector{T}, g::Vector{T}) where {T}
     lr, mom, vel = opt.lr, opt.momentum, opt.velocity
-    parallel(cld(length(w), OPTIMIZER_ITEM)) do _, k
+    @timed_kernel "optimiser" "sgd_update" parallel(cld(length(w), OPTIMIZER_ITEM)) do _, k
         @inbounds @simd for i in item_range(length(w), k)
             vel[i] = mom * vel[i] + g[i]
             w[i] -= lr * vel[i]
@@ -61,7 +61,7 @@ function update!(opt::Adam{T}, w::Vector{T}, g::Vector{T}) where {T}
     step = T(opt.lr * sqrt(1 - opt.beta2^opt.t) / (1 - opt.beta1^opt.t))
     eps = T(opt.epsilon)
     m, v = opt.m, opt.v
-    parallel(cld(length(w), OPTIMIZER_ITEM)) do _, k
+    @timed_kernel "optimiser" "adam_update" parallel(cld(length(w), OPTIMIZER_ITEM)) do _, k
         @inbounds @simd for i in item_range(length(w), k)
             m[i] += (1 - b1) * (g[i] - m[i])
             v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]

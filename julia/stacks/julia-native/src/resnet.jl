@@ -29,7 +29,7 @@ shortcut_forward!(::IdentityShortcut, a, n, training) = a
 
 function shortcut_forward!(s::PadShortcut{T}, a::Array{T,4}, n::Int, training::Bool) where {T}
     cin, W, H = size(a, 1), size(s.out, 2), size(s.out, 3)
-    parallel(n) do _, i
+    @timed_kernel "elementwise" "shortcut_pad_forward" parallel(n) do _, i
         fill!(view(s.out, :, :, :, i), zero(T))
         @inbounds for y in 1:H, x in 1:W, c in 1:cin
             s.out[s.offset + c, x, y, i] = a[c, 2x - 1, 2y - 1, i]
@@ -45,7 +45,7 @@ end
 
 "Add the shortcut's gradient w.r.t. the block input `a` into `da`, given `dy` at its output."
 function shortcut_backward!(::IdentityShortcut, da::Array{T,4}, a, dy::Array{T,4}, n::Int) where {T}
-    parallel(n) do _, image
+    @timed_kernel "elementwise" "shortcut_identity_backward" parallel(n) do _, image
         @inbounds @simd for i in image_range(da, image:image)
             da[i] += dy[i]
         end
@@ -54,7 +54,7 @@ end
 
 function shortcut_backward!(s::PadShortcut{T}, da::Array{T,4}, a, dy::Array{T,4}, n::Int) where {T}
     cin, W, H = size(da, 1), size(dy, 2), size(dy, 3)
-    parallel(n) do _, i
+    @timed_kernel "elementwise" "shortcut_pad_backward" parallel(n) do _, i
         @inbounds for y in 1:H, x in 1:W, c in 1:cin
             da[c, 2x - 1, 2y - 1, i] += dy[s.offset + c, x, y, i]
         end

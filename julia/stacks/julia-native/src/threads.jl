@@ -17,7 +17,7 @@ function set_threads!(n::Integer)
     n >= 1 || throw(ArgumentError("threads must be >= 1, got $n"))
     WORKERS[] = min(Threads.nthreads(), n)
     BLAS_THREADS[] = WORKERS[] > 1 ? 1 : n
-    BLAS.set_num_threads(BLAS_THREADS[])
+    set_blas_threads!(BLAS_THREADS[])
     return WORKERS[]
 end
 

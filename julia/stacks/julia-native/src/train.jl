@@ -12,7 +12,7 @@ Copy the samples (last axis: images or token sequences) and labels at 0-based in
 function gather!(m::Model, x::Array, y::Vector{Int32}, idx::AbstractVector{<:Integer})
     buffer = batch_input(m)
     len = length(x) ÷ size(x, ndims(x))
-    for (k, i) in enumerate(idx)
+    @timed_kernel "data" "batch_gather" for (k, i) in enumerate(idx)
         copyto!(buffer, (k - 1) * len + 1, x, i * len + 1, len)
         m.labels[k] = y[i + 1]
     end
@@ -85,30 +85,46 @@ function data_problem(m::LSTMNet, s::Shards)
     return nothing
 end
 
-"Version of the OpenBLAS that Julia's LinearAlgebra calls, and the kernels it picked."
-function blas_description()
-    BLAS.vendor() in (:openblas, :openblas64) || return string(BLAS.vendor())
-    config, core = BLAS.vendor() === :openblas64 ?
-        (ccall((:openblas_get_config64_, Base.libblas_name), Cstring, ()),
-         ccall((:openblas_get_corename64_, Base.libblas_name), Cstring, ())) :
-        (ccall((:openblas_get_config, Base.libblas_name), Cstring, ()),
-         ccall((:openblas_get_corename, Base.libblas_name), Cstring, ()))
-    # config reads "OpenBLAS 0.3.9  USE64BITINT DYNAMIC_ARCH ..."
-    return "OpenBLAS $(split(unsafe_string(config))[2]) ($(unsafe_string(core)) kernels)"
+framework_version() = "JuliaNative.jl $(PACKAGE_VERSION), $(blas_description())"
+all_kernel_notes(m::Model) = "$(kernel_notes(m)); sgemm: $(blas_description()) on $(cpu_description())"
+
+"`x` with `digits` decimals, as C's `%.Nf` writes it (without @printf: see train_epochs)."
+function decimals(x::Real, digits::Integer)
+    (isfinite(x) && abs(x) < 1e14) || return string(x)
+    n = round(Int, abs(x) * 10^digits)
+    s = lpad(string(n), digits + 1, '0')
+    sign = x < 0 && n > 0 ? "-" : ""
+    return digits == 0 ? sign * s : sign * s[1:end - digits] * "." * s[end - digits + 1:end]
 end
 
-framework_version() = "JuliaNative.jl $(PACKAGE_VERSION), $(blas_description())"
+"""
+The progress line printed after each epoch (docs/stack-contract.md, "The epoch line";
+`dlrosetta status` reads it), as Python's epoch_line in python/dlrosetta/stacks/train.py.
+Time left: the epochs left times the mean epoch plus the mean evaluation so far, each
+over the epochs after the first once there are two.
+"""
+function epoch_line(stack::AbstractString, epochs::Integer, epoch_seconds::Vector{Float64},
+                    eval_seconds::Vector{Float64}, loss::Real, accuracy::Real, samples::Integer)
+    per(x) = length(x) > 1 ? sum(x[2:end]) / (length(x) - 1) : x[1]
+    done, seconds = length(epoch_seconds), epoch_seconds[end]
+    left = (epochs - done) * (per(epoch_seconds) + per(eval_seconds))
+    rate = seconds > 0 ? samples / seconds : Inf
+    return "[$stack] epoch $done/$epochs: $(decimals(seconds, 2)) s, loss $(decimals(loss, 4)), " *
+           "$(decimals(rate, 0)) samples/s, test accuracy $(decimals(accuracy, 4)), " *
+           "run time left ~$(decimals(left, 0)) s"
+end
 
 """
-    train_epochs(train_epoch, evaluate, epochs, stack; startup_pid = getpid()) -> NamedTuple
+    train_epochs(train_epoch, evaluate, epochs, stack; startup_pid = getpid(), samples = 0) -> NamedTuple
 
 For each 0-based epoch: `train_epoch(epoch)` returns the epoch's mean loss, timed whole;
 then `evaluate()` returns the test accuracy, timed on its own, outside the epoch's time.
 Returns the start-up seconds (the age of `startup_pid` when the loop starts) and the
-per-epoch measurements under their schema names.
+per-epoch measurements under their schema names. `samples` (an epoch's training samples)
+gives the epoch line's samples/s.
 """
 function train_epochs(train_epoch, evaluate, epochs::Integer, stack::AbstractString;
-                      startup_pid::Integer = getpid())
+                      startup_pid::Integer = getpid(), samples::Integer = 0)
     # Measured here, not by the caller: compiling this loop (about 2 s on Julia 1.5) is
     # start-up too, and would otherwise fall between start-up and the first epoch.
     startup = process_age_seconds(startup_pid)
@@ -122,8 +138,7 @@ function train_epochs(train_epoch, evaluate, epochs::Integer, stack::AbstractStr
         push!(eval_seconds, evaluation)
         # String interpolation, not @printf: Julia 1.5 spends about a second compiling a @printf
         # call for each new argument type, and this loop is compiled in every run.
-        println(stderr, "[$stack] epoch $(epoch + 1)/$epochs: $(round(seconds; digits = 2)) s, ",
-                "loss $(round(loss; digits = 4)), test accuracy $(round(accuracy; digits = 4))")
+        println(stderr, epoch_line(stack, epochs, epoch_seconds, eval_seconds, loss, accuracy, samples))
         flush(stderr)
     end
     return (startup_seconds = startup, epoch_seconds = epoch_seconds, train_loss_per_epoch = losses,
@@ -161,16 +176,53 @@ function run_stack(spec::RunSpec; startup_pid::Integer = getpid())
                                               parameter_count = parameter_count(model.params)))
         return nothing
     end
+    if spec.check == "profile"
+        # Called dynamically: inferring this path too while precompiling `main` (JuliaNative.jl)
+        # left Julia 1.5 caching worse code for the layers (im2col! allocating per window).
+        Base.invokelatest(profile_run, model, opt, shards, profile_blocks(order, batch, spec.check_steps), spec)
+        return nothing
+    end
 
     train_epoch(epoch) = train!(model, opt, shards.x_train, shards.y_train, epoch_batches(order, epoch, batch))
     per_epoch = train_epochs(train_epoch, () -> evaluate(model, shards.x_test, shards.y_test), epochs(spec), spec.stack;
-                             startup_pid = startup_pid)
+                             startup_pid = startup_pid, samples = length(epoch_batches(order, 0, batch)))
 
     write_measurements(spec.measurements; status = "ok", stack = spec.stack, model = spec.model,
                        dataset = spec.dataset, framework_version = framework_version(), device = "cpu",
                        parameter_count = parameter_count(model.params), per_epoch...,
                        peak_rss_mb = peak_rss_mb(), fused_kernel = false,
-                       kernel_notes = kernel_notes(model))
+                       kernel_notes = all_kernel_notes(model))
+    return nothing
+end
+
+const PROFILER = "DLRosetta kernel timer (Julia $(VERSION))"
+
+"""
+    profile_run(model, opt, shards, blocks, spec)
+
+Profile mode (docs/stack-contract.md): the epoch function `train!` over the warm-up block
+(compiles, not timed), over the unprofiled block (timed), then over the profiled block
+with the kernel timer on (timed). Writes the timer's trace next to the spec's
+`measurements` path, and the profile output to it.
+"""
+function profile_run(model::Model, opt::Optimizer, shards::Shards, blocks::NamedTuple, spec::RunSpec)
+    x, y = shards.x_train, shards.y_train
+    train!(model, opt, x, y, blocks.warm_up)
+    _, unprofiled = stopwatch(() -> train!(model, opt, x, y, blocks.unprofiled))
+    reset_kernel_timer!()
+    kernel_timer!(true)
+    _, profiled = try
+        stopwatch(() -> train!(model, opt, x, y, blocks.profiled))
+    finally
+        kernel_timer!(false)
+    end
+    trace = splitext(basename(spec.measurements))[1] * ".trace.json"
+    write_kernel_trace(joinpath(dirname(spec.measurements), trace))
+    write_json_atomic(spec.measurements, (check = "profile", stack = spec.stack, model = spec.model,
+                                          steps = size(blocks.profiled, 2), profiler = PROFILER,
+                                          unprofiled_seconds = unprofiled, profiled_seconds = profiled, trace = trace,
+                                          parameter_count = parameter_count(model.params),
+                                          framework_version = framework_version()))
     return nothing
 end
 

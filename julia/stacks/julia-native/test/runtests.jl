@@ -338,6 +338,28 @@ const TMP = mktempdir()
         @test all(<(0.2), per_epoch.epoch_seconds)   # the epochs' times hold no evaluation
     end
 
+    @testset "the epoch line: seconds, loss, samples/s, test accuracy, the run's time left" begin
+        # The same example as Python's and R's tests of their line (docs/stack-contract.md):
+        # time left = 1 epoch left x (mean epoch 1.5 s + mean evaluation 0.5 s, epochs 2-3).
+        @test J.epoch_line("s", 4, [3.0, 1.0, 2.0], [0.5, 0.25, 0.75], 1.23456, 0.5, 100) ==
+              "[s] epoch 3/4: 2.00 s, loss 1.2346, 50 samples/s, test accuracy 0.5000, run time left ~2 s"
+        # After the first epoch, the first is all there is: 2 epochs x (2 s + 0.5 s).
+        @test J.epoch_line("s", 3, [2.0], [0.5], 0.7, 0.25, 64) ==
+              "[s] epoch 1/3: 2.00 s, loss 0.7000, 32 samples/s, test accuracy 0.2500, run time left ~5 s"
+        @test (J.decimals(0.0, 2), J.decimals(0.05, 4), J.decimals(-1.5, 1), J.decimals(2.5, 0), J.decimals(NaN, 4)) ==
+              ("0.00", "0.0500", "-1.5", "2", "NaN")
+        path, io = mktemp()
+        redirect_stderr(io) do
+            J.train_epochs(epoch -> (sleep(0.01); 0.5), () -> 0.75, 3, "some-stack"; samples = 6)
+        end
+        close(io)
+        lines = readlines(path)
+        @test length(lines) == 3
+        @test all(l -> occursin(r"^\[some-stack\] epoch [123]/3: [0-9]+\.[0-9]{2} s, loss 0\.5000, [0-9]+ samples/s, test accuracy 0\.7500, run time left ~[0-9]+ s$", l), lines)
+        @test all(l -> 0 < parse(Int, match(r", ([0-9]+) samples/s", l)[1]) <= 600, lines)  # 6 samples, >= 10 ms
+        @test endswith(lines[3], "run time left ~0 s")
+    end
+
     @testset "optimizers" begin
         w, g = Float64[1, 2], Float64[0.5, -1]
         sgd = SGD(2, Float64; lr = 0.1, momentum = 0.9)
@@ -408,6 +430,137 @@ const TMP = mktempdir()
         @test run(merge(spec, Dict{String,Any}("device" => "gpu"))) == 1
         @test run(merge(spec, Dict{String,Any}("spec_version" => 1))) == 1
         @test J.main(String[]) == 2
+    end
+
+    @testset "profile mode: three blocks, the profiled one traced by the kernel timer" begin
+        rng = MersenneTwister(12)
+        N = 40
+        lstm_config = Dict{String,Any}("vocab_size" => 20, "embedding_dim" => 4, "units" => 5, "maxlen" => 6,
+                                       "num_classes" => 2)
+        resnet_config = Dict{String,Any}("depth" => 8, "width" => 4, "shortcut" => "A", "num_classes" => 3,
+                                         "image_size" => 8, "channels" => 3)
+        data = Dict("lstm" => (Int32.(rand(rng, 0:19, 6, N)), Int32.(rand(rng, 0:1, N))),
+                    "resnet" => (rand(rng, Float32, 3, 8, 8, N), Int32.(rand(rng, 0:2, N))))
+        optimizers = Dict("lstm" => Dict{String,Any}("name" => "adam", "learning_rate" => 0.001, "beta_1" => 0.9,
+                                                     "beta_2" => 0.999, "epsilon" => 1e-8),
+                          "resnet" => Dict{String,Any}("name" => "sgd", "learning_rate" => 0.1, "momentum" => 0.9))
+        mkpath(joinpath(TMP, "profile"))
+        order = write_npy(joinpath(TMP, "profile", "order.npy"), hcat(Int32.(randperm(rng, N) .- 1)))
+        function profile_spec(model, config; steps = 2)
+            x, y = data[model]
+            dir = joinpath(TMP, "profile", model)
+            shards = write_bundle(joinpath(dir, "shards"), "shards",
+                                  ["x_train" => x, "y_train" => y, "x_test" => collect(selectdim(x, ndims(x), 1:8)),
+                                   "y_test" => y[1:8]])
+            return Dict{String,Any}("spec_version" => 2, "stack" => "julia-native", "model" => model,
+                "dataset" => "tiny", "model_config" => config,
+                "training" => Dict{String,Any}("epochs" => 1, "batch_size" => 8, "optimizer" => optimizers[model]),
+                "shards" => shards, "order" => order, "initial_weights" => nothing, "init_seed" => 1, "threads" => 1,
+                "seed" => 1, "device" => "cpu", "measurements" => joinpath(dir, "out", "profile.json"),
+                "check" => "profile", "check_steps" => steps)
+        end
+        run(spec) = J.main([write_json_atomic(joinpath(TMP, "profile", "spec.json"), spec)])
+        # The profile output (the contract's keys, no training measurements) and its trace's events.
+        function profile(model, config; steps = 2)
+            spec = profile_spec(model, config; steps = steps)
+            @test run(spec) == 0
+            out = read_json(spec["measurements"])
+            @test Set(keys(out)) == Set(["check", "stack", "model", "steps", "profiler", "unprofiled_seconds",
+                                         "profiled_seconds", "trace", "parameter_count", "framework_version"])
+            @test out["check"] == "profile" && out["stack"] == "julia-native" && out["model"] == model
+            @test out["steps"] == steps && out["unprofiled_seconds"] > 0 && out["profiled_seconds"] > 0
+            @test out["profiler"] == "DLRosetta kernel timer (Julia $(VERSION))"
+            @test out["parameter_count"] == parameter_count(model_spec(model, config))
+            @test startswith(out["framework_version"], "JuliaNative.jl ") && occursin("OpenBLAS", out["framework_version"])
+            trace_path = joinpath(dirname(spec["measurements"]), out["trace"])
+            @test out["trace"] == "profile.trace.json" && isfile(trace_path)
+            trace = read_json(trace_path)
+            @test trace isa Vector{Any} && !isempty(trace)
+            @test all(e -> e["ph"] == "X" && e["pid"] == getpid() && e["dur"] >= 0 && e["ts"] >= 0, trace)
+            # Events cover the profiled block only, and at most its wall time.
+            @test maximum(e -> e["ts"] + e["dur"], trace) <= out["profiled_seconds"] * 1e6 * 1.01 + 100
+            count_of(name) = count(e -> e["name"] == name, trace)
+            @test count_of("batch_gather") == count_of("softmax_cross_entropy") == steps
+            return out, trace
+        end
+        categories(trace) = Set(e["cat"] for e in trace)
+
+        out, trace = profile("resnet", resnet_config)
+        @test issubset(["conv_gemm", "normalisation", "elementwise", "loss", "optimiser", "data"], categories(trace))
+        @test count(e -> e["name"] == "sgd_update", trace) == 2
+        # Depth 8: a stem and three blocks, two convs each, forward and backward.
+        @test count(e -> e["name"] == "conv_forward", trace) == count(e -> e["name"] == "conv_backward", trace) == 2 * 7
+        @test all(e -> e["cat"] == "conv_gemm", filter(e -> startswith(e["name"], "conv_"), trace))
+        n_events = length(kernel_events())
+        @test n_events == length(trace)
+
+        out, trace = profile("lstm", lstm_config; steps = 4)   # 5 batches: the blocks wrap around
+        @test issubset(["recurrent", "data", "conv_gemm", "loss", "optimiser"], categories(trace))
+        @test count(e -> e["name"] == "lstm_forward", trace) == 4 * length(J.LSTMNet{Float32}(
+            LSTMConfig(; (Symbol(k) => v for (k, v) in lstm_config)...), 8).slices)
+        @test count(e -> e["name"] == "adam_update", trace) == 4
+
+        # With the timer off (training), the layers record nothing.
+        n_events = length(kernel_events())
+        spec = merge(profile_spec("lstm", lstm_config), Dict{String,Any}("check" => nothing, "check_steps" => 0))
+        @test run(spec) == 0
+        @test length(kernel_events()) == n_events && !kernel_timer_on()
+        @test haskey(read_json(spec["measurements"]), "epoch_seconds")
+
+        # check_steps 0 is no profile: a bad spec, exit code 1.
+        @test run(profile_spec("lstm", lstm_config; steps = 0)) == 1
+    end
+
+    @testset "a Float32 training step allocates next to nothing, as precompiled" begin
+        # Julia 1.5 caches the inference done while precompiling `main` (JuliaNative.jl); a
+        # change to its call tree once left im2col! allocating 32 bytes per window in that
+        # cache (a training step: 300 times the memory, twice the CPU time).
+        cfg = ResNetConfig(depth = 8, width = 16)
+        m = ResNet{Float32}(cfg, 4)
+        J.load_weights!(m.params, initial_weights(model_spec(cfg), 1))
+        c, b = m.blocks[1].conv1, m.blocks[1]
+        J.im2col!(c.col[1], c, m.stem_y, 1, 1)
+        J.col2im!(b.da, c, c.col[1], 1, 1)
+        @test (@allocated J.im2col!(c.col[1], c, m.stem_y, 1, 1)) < 1024   # was 95 KiB per image
+        @test (@allocated J.col2im!(b.da, c, c.col[1], 1, 1)) < 1024
+        opt = SGD(parameter_count(m.params), Float32; lr = 0.01, momentum = 0.9)
+        x, y = rand(MersenneTwister(14), Float32, 3, 32, 32, 4), Int32[0, 1, 2, 3]
+        train_step!(m, opt, x, y, 0:3)
+        @test (@allocated train_step!(m, opt, x, y, 0:3)) < 2^17   # closures and views: about 10 KiB
+    end
+
+    @testset "the float32 GEMM: the newest OpenBLAS, or LinearAlgebra's" begin
+        rng = MersenneTwister(13)
+        for (tA, tB) in (('N', 'N'), ('N', 'T'), ('T', 'N'), ('T', 'T'))
+            A = randn(rng, Float32, 37, 53)
+            B = randn(rng, Float32, 53, 61)
+            Ap, Bp = tA == 'N' ? A : copy(A'), tB == 'N' ? B : copy(B')
+            # Views with leading dimensions other than their sizes, as the layers pass them.
+            Abig, Bbig, Cbig = randn(rng, Float32, size(Ap) .+ 3), randn(rng, Float32, size(Bp) .+ 5),
+                               randn(rng, Float32, 37 + 2, 61 + 4)
+            Av, Bv, Cv = view(Abig, 2:size(Ap, 1) + 1, 1:size(Ap, 2)), view(Bbig, 1:size(Bp, 1), 3:size(Bp, 2) + 2),
+                         view(Cbig, 1:37, 2:62)
+            Av .= Ap
+            Bv .= Bp
+            C0 = copy(Cv)
+            @test J.gemm!(tA, tB, 0.5f0, Av, Bv, 2.0f0, Cv) === Cv
+            @test Cv ≈ 0.5f0 * (A * B) + 2 * C0 rtol = 1e-5
+            @test Cbig[:, 1] == Cbig[:, 1] && all(isfinite, Cbig)
+        end
+        @test_throws DimensionMismatch J.gemm!('N', 'N', 1.0f0, zeros(Float32, 2, 3), zeros(Float32, 4, 2), 0.0f0,
+                                               zeros(Float32, 2, 2))
+        x = randn(rng, 3, 4)   # Float64: LinearAlgebra's BLAS
+        @test J.gemm!('T', 'N', 1.0, x, x, 0.0, zeros(4, 4)) ≈ x' * x
+        @test J.open_own_blas(["julia"]) === nothing && J.open_own_blas([joinpath(TMP, "nowhere.so")]) === nothing
+        @test J.openblas_version("OpenBLAS 0.3.21  USE64BITINT DYNAMIC_ARCH") == v"0.3.21"
+        @test J.cpu_vector_isa(Set(["avx2", "fma", "avx512f"])) == "AVX-512"
+        @test J.cpu_vector_isa(Set(["avx2", "fma"])) == "AVX2" && J.cpu_vector_isa(Set(["sse2"])) == "pre-AVX2"
+        description = J.blas_description()
+        @test occursin("OpenBLAS", description) && occursin(" kernels", description)
+        own = J.OWN_BLAS[]
+        @test own === nothing || occursin(basename(own.path), description)
+        # The kernels in use are an AVX2 class on an AVX2 CPU, or the entry script re-runs itself.
+        @test !J.blas_needs_coretype() || lowercase(J.blas_corename()) ∉ J.AVX2_CORES
     end
 
 end

@@ -85,6 +85,7 @@ def check_tree(got: Mapping, expected: Mapping, what: str) -> None:
 
 class JaxTrainer(Trainer):
     framework = "jax"
+    profiler = "jax"
 
     def __init__(self, spec, model, weights):
         super().__init__(spec, model, weights)

@@ -109,6 +109,7 @@ class KerasTrainer(Trainer):
     def __init__(self, spec, model, weights):
         super().__init__(spec, model, weights)
         self.backend = keras.backend.backend()
+        self.profiler = self.backend  # the backend runs the ops
         self.accelerator = pick_accelerator(spec.device, configure_backend(self.backend, spec.threads),
                                             f"Keras's {self.backend} backend")
         # Held for the process's life: every variable, tensor and step goes to this device.

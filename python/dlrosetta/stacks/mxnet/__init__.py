@@ -23,14 +23,24 @@ def thread_variables(threads: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(int(threads)), "MXNET_CPU_WORKER_NTHREADS": "1"}
 
 
-def configure(threads: int) -> None:
-    """Set thread_variables(threads) before mxnet is imported. Once it is (the launcher
-    has set the same OMP_NUM_THREADS), only check them: a different value would be
-    silently ignored, so it is an error."""
-    wanted = thread_variables(threads)
+#: Profile mode runs MXNet without bulk execution in training. Bulking runs a segment of
+#: a graph (up to 15 operators, forward or backward) as one engine operation, which the
+#: profiler records as one event named by its operators' list (cut at 128 characters):
+#: no time could be told to an operator. (MXNET_EXEC_BULK_EXEC_TRAIN=0 leaves some
+#: segments bulked.) All of profile mode's blocks run unbulked, so its two timings
+#: compare like with like; a training run keeps MXNet's default.
+PROFILE_VARIABLES = {"MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN_FWD": "0",
+                     "MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN_BWD": "0"}
+
+
+def configure(threads: int, profile: bool = False) -> None:
+    """Set thread_variables(threads), and PROFILE_VARIABLES for profile mode, before
+    mxnet is imported. Once it is (the launcher has set the same OMP_NUM_THREADS), only
+    check them: a different value would be silently ignored, so it is an error."""
+    wanted = {**thread_variables(threads), **(PROFILE_VARIABLES if profile else {})}
     if "mxnet" not in sys.modules:
         os.environ.update(wanted)
         return
     wrong = {k: os.environ.get(k) for k, v in wanted.items() if os.environ.get(k) != v}
     if wrong:
-        raise RuntimeError(f"mxnet was imported with {wrong}; {threads} threads need {wanted} before the import")
+        raise RuntimeError(f"mxnet was imported with {wrong}; this run needs {wanted} before the import")

@@ -80,10 +80,11 @@ def load_parameters(net: gluon.HybridBlock, values: Mapping[gluon.Parameter, np.
 
 class MXNetTrainer(Trainer):
     framework = "mxnet"
+    profiler = "mxnet"
 
     def __init__(self, spec, model, weights):
         super().__init__(spec, model, weights)
-        configure(spec.threads)  # mxnet is imported: checks the threads it loaded with
+        configure(spec.threads, profile=spec.check == "profile")  # mxnet is imported: checks what it loaded with
         self.accelerator = pick_accelerator(spec.device, visible_gpu(), "mxnet")
         self.ctx = mx.gpu(0) if self.accelerator else mx.cpu()
         mx.random.seed(spec.seed)

@@ -49,6 +49,7 @@ class Adam(torch.optim.Adam):
 
 class TorchTrainer(Trainer):
     framework = "torch"
+    profiler = "torch"
 
     def __init__(self, spec, model, weights):
         super().__init__(spec, model, weights)

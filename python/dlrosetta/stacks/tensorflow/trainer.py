@@ -65,6 +65,7 @@ class Adam:
 
 class TensorFlowTrainer(Trainer):
     framework = "tensorflow"
+    profiler = "tensorflow"
 
     def __init__(self, spec, model, weights):
         super().__init__(spec, model, weights)

@@ -74,7 +74,8 @@ evaluate_accuracy <- function(model, data) {
 }
 
 # Run the stack on a run spec: train and write the measurements, or the check's step
-# losses (check mode), or `skipped` measurements when Keras cannot be reached from R.
+# losses (check mode), or the profile (profile mode: the backend's profiler, through the
+# Python profiler module), or `skipped` measurements when Keras cannot be reached from R.
 run_stack <- function(spec_path) {
   spec <- read_runspec(spec_path)
   reason <- keras_unavailable_reason()
@@ -103,5 +104,8 @@ run_stack <- function(spec_path) {
                  list(framework_version = reticulate::py_to_r(keras$`__version__`),
                       device = if (is.null(accelerator)) "cpu" else sprintf("gpu:0 (%s)", accelerator),
                       parameter_count = keras_parameter_count(model)),
-                 kernel_info(spec$model, accelerator)))
+                 kernel_info(spec$model, accelerator)),
+               trace_block = function(out_dir) {
+                 reticulate::import("dlrosetta.profiler")$trace_block(keras_backend(), out_dir)
+               })
 }

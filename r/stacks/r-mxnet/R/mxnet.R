@@ -33,15 +33,16 @@ bind_stack_python <- function(repo_root) {
 
 # NULL when MXNet can be imported through reticulate, else why not (the stack then
 # writes `skipped` measurements). Starts the embedded Python and, before anything
-# imports mxnet, gives MXNet `threads` threads: it reads them from the environment
-# when it loads (the Python stack's configure(), python/dlrosetta/stacks/mxnet/__init__.py).
-mxnet_unavailable_reason <- function(threads) {
+# imports mxnet, gives MXNet `threads` threads and, for profile mode, its engine setting
+# (bulk execution off): it reads them from the environment when it loads (the Python
+# stack's configure(), python/dlrosetta/stacks/mxnet/__init__.py).
+mxnet_unavailable_reason <- function(threads, profile = FALSE) {
   python <- Sys.getenv("RETICULATE_PYTHON", "reticulate's default Python")
   tryCatch({
     if (!reticulate::py_available(initialize = TRUE)) {
       return(sprintf("reticulate found no usable Python at %s", python))
     }
-    reticulate::import("dlrosetta.stacks.mxnet")$configure(as.integer(threads))
+    reticulate::import("dlrosetta.stacks.mxnet")$configure(as.integer(threads), profile)
     for (module in c("numpy", "mxnet")) {
       if (!reticulate::py_module_available(module)) {
         return(sprintf("Python module %s is not installed in %s (the mxnet environment, envs/mxnet.txt)",

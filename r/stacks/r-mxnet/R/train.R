@@ -89,10 +89,11 @@ evaluate_accuracy <- function(learner, data) {
 }
 
 # Run the stack on a run spec: train and write the measurements, or the check's step
-# losses (check mode), or `skipped` measurements when MXNet cannot be reached from R.
+# losses (check mode), or the profile (profile mode: MXNet's profiler, through the Python
+# profiler module), or `skipped` measurements when MXNet cannot be reached from R.
 run_stack <- function(spec_path) {
   spec <- read_runspec(spec_path)
-  reason <- mxnet_unavailable_reason(spec$threads)
+  reason <- mxnet_unavailable_reason(spec$threads, identical(spec$check, "profile"))
   if (!is.null(reason)) return(write_skipped(spec, reason))
   inputs <- read_inputs(spec)
   weights <- inputs$weights
@@ -115,5 +116,6 @@ run_stack <- function(spec_path) {
                measured = function() c(
                  list(framework_version = reticulate::py_to_r(mx$`__version__`), device = accelerator %||% "cpu",
                       parameter_count = gluon_parameter_count(net)),
-                 kernel_info(spec$model, accelerator)))
+                 kernel_info(spec$model, accelerator)),
+               trace_block = function(out_dir) reticulate::import("dlrosetta.profiler")$trace_block("mxnet", out_dir))
 }
