@@ -204,6 +204,9 @@ class ProfileRecord:
         if self.top_ops is not None and not isinstance(self.top_ops, tuple):
             object.__setattr__(self, "top_ops", tuple(self.top_ops))
 
+    def replace(self, **changes) -> "ProfileRecord":
+        return dataclasses.replace(self, **changes)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         if d["top_ops"] is not None:

@@ -168,17 +168,29 @@ def bar_chart(cases: list[dict], column: str, title: str, xlabel: str) -> bytes:
     return _png(fig)
 
 
-def profile_cases(profiles: pd.DataFrame, title) -> list[dict]:
+#: A stack whose step takes longer than this times the fastest's gets its cause stated.
+GAP = 1.5
+
+
+def profile_cases(profiles: pd.DataFrame, summary: pd.DataFrame, title) -> list[dict]:
     """Per (data set, model): each profiled stack's step by category (ms), fastest
-    unprofiled step first, and the profiles that did not measure."""
+    unprofiled step first, its time over the fastest's, and the profiles that did not
+    measure. Stacks over GAP times the fastest are listed with their kernel notes (the
+    causes the stacks state, docs/profile.md), beside the breakdown that backs them."""
+    notes = {(r["dataset"], r["model"], r["stack"], r["threads"]): r["kernel_notes"]
+             for r in summary.to_dict("records")}
     cases = []
     for (dataset, model), g in profiles.groupby(["dataset", "model"], sort=True):
         ok = g[g.status == "ok"].sort_values("unprofiled_step_seconds")
+        fastest = ok.unprofiled_step_seconds.min() if len(ok) else None
         rows = [{**r, "ms": {c: 1e3 * (r[f"{c}_seconds"] or 0.0) for c in PROFILE_COLORS},
-                 "profiler_cost": r["profiled_step_seconds"] / r["unprofiled_step_seconds"] - 1}
+                 "profiler_cost": r["profiled_step_seconds"] / r["unprofiled_step_seconds"] - 1,
+                 "vs_fastest": r["unprofiled_step_seconds"] / fastest,
+                 "kernel_notes": notes.get((dataset, model, r["stack"], r["threads"]))}
                 for r in ok.to_dict("records")]
         cases.append({"dataset": dataset, "model": model, "title": title(dataset, model, int(g.threads.iloc[0]), None),
-                      "rows": rows, "problems": g[g.status != "ok"].to_dict("records")})
+                      "rows": rows, "gaps": [r for r in rows if r["vs_fastest"] > GAP],
+                      "problems": g[g.status != "ok"].to_dict("records")})
     return cases
 
 
@@ -356,7 +368,7 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
             add("speedup", "Thread scaling", speedup_chart(scaling))
         for column, chart_title, xlabel in BAR_CHARTS:  # not `title`: that names the cases
             add(column, chart_title, bar_chart(measured, column, chart_title, xlabel))
-    profiled = profile_cases(_read(profiles_csv), title) if profiles_csv else []
+    profiled = profile_cases(_read(profiles_csv), summary, title) if profiles_csv else []
     if any(c["rows"] for c in profiled):
         add("profile", "Where a step's time goes", profile_chart(profiled))
     belongs = runs.belongs.astype(bool)
@@ -378,7 +390,7 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
                "envs": _environments(env_manifests), "noisy_cv": NOISY_CV, "drift_limit": DRIFT_LIMIT,
                "counts": runs[belongs].status.value_counts().to_dict(), "groups": len(summary),
                "hardware_kinds": kinds, "profiles": profiled, "profile_categories": list(PROFILE_COLORS),
-               "ceilings": ceilings,
+               "ceilings": ceilings, "gap": GAP,
                "repeats": config.get("repeats")}
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(env.get_template("index.html.j2").render(**context))

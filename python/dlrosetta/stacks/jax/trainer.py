@@ -116,12 +116,11 @@ class JaxTrainer(Trainer):
             self.kernel_notes = (f"XLA GPU: cuDNN convolutions, fused elementwise; {step}" if self.images else
                                  f"XLA GPU: nn.RNN(OptimizedLSTMCell), a lax.scan of cuBLAS matmuls; {step}")
         else:
-            # The ResNet runs at about 2x PyTorch's epoch time here: the report says where it goes.
-            self.kernel_notes = (f"XLA:CPU convolutions (NHWC, YNNPACK fusions; weight gradients on "
-                                 f"transposed activations), fused elementwise loops; {step}. Profiled "
-                                 f"(jax.profiler, 2 threads): 49 % of op time in convolutions, 35 % in the "
-                                 f"transposes before weight-gradient convolutions, each op single-threaded, "
-                                 f"so about one of two threads is busy" if self.images else
+            # The ResNet's gap to the fastest stacks: the report's profile shows where it goes.
+            self.kernel_notes = (f"XLA:CPU convolutions (NHWC; Eigen, YNNPACK fusions), each weight gradient "
+                                 f"computed on transposed copies of activations and output gradients "
+                                 f"(transpose_copy_fusion); batch norm and ReLU in fused elementwise loops; "
+                                 f"{step}" if self.images else
                                  f"nn.RNN(OptimizedLSTMCell): a lax.scan compiled by XLA:CPU into a while loop "
                                  f"of two matmuls per step; {step}")
 

@@ -92,13 +92,26 @@ def kernel_info(backend: str, images: bool, accelerator: Optional[str]) -> tuple
             "torch": "train step eager (Keras's default for torch)"}[backend]
     if accelerator:
         return True, (f"cuDNN convolutions; {step}" if images else f"Keras LSTM on the cuDNN kernel; {step}")
+    # Causes of the gaps the profiles show (docs/profile.md; the report puts the measured
+    # breakdown beside these notes).
     if not images:
-        loop = {"tensorflow": "a tf.while_loop", "jax": "a lax.scan", "torch": "a Python loop"}[backend]
-        return False, f"Keras LSTM on CPU: {loop} over the cell's matmuls (its cuDNN kernel is GPU-only); {step}"
+        loop = {"tensorflow": "a tf.while_loop of one _MklMatMul per step, executor overhead per step "
+                              "(no fused LSTM kernel on CPU)",
+                "jax": "a lax.scan, an XLA:CPU while loop of small GEMMs per step",
+                "torch": "a Python loop of eager torch ops per time step (keras/src/backend/torch/rnn.py, "
+                         "_fallback_lstm); it indexes the input projection x_proj[t] each step, and autograd's "
+                         "SelectBackward writes a zero-filled gradient of the whole projection per step, the "
+                         "profile's largest op"}[backend]
+        return False, f"Keras LSTM on CPU: {loop}; its cuDNN kernel is GPU-only; {step}"
     fused, notes = {
-        "tensorflow": (True, "oneDNN convolutions; batch norm from composed ops"),
-        "jax": (False, "XLA:CPU's Eigen convolutions (oneDNN sgemm inside), fused elementwise loops"),
-        "torch": (True, "oneDNN convolutions (NHWC transposed to NCHW each call); batch norm from composed ops"),
+        "tensorflow": (True, "oneDNN convolutions; batch norm from composed ops (Mean, SquaredDifference, Mul: "
+                             "not the FusedBatchNorm the tensorflow stack gets)"),
+        "jax": (False, "XLA:CPU convolutions (Eigen, YNNPACK fusions), each weight gradient computed on "
+                       "transposed copies of activations and output gradients (transpose_copy_fusion); batch "
+                       "norm and ReLU in fused elementwise loops"),
+        "torch": (True, "oneDNN convolutions on NCHW: Keras keeps NHWC and permutes to NCHW and back around "
+                        "each convolution (aten::contiguous copies); batch norm from composed ops (mean, pow, "
+                        "sub, mul: no fused kernel)"),
     }[backend]
     return fused, f"{notes}; {step}"
 

@@ -63,7 +63,10 @@ def kernel_info(images: bool, accelerator: Optional[str]) -> tuple[bool, str]:
     if accelerator:
         return True, (f"cuDNN convolutions, NCHW; {step}" if images else f"cuDNN LSTM (fused RNN operator); {step}")
     if images:
-        return True, f"oneDNN convolutions, batch norm and ReLU, NCHW; {step}; aggregated SGD momentum kernel"
+        return True, (f"oneDNN convolutions, batch norm and ReLU, NCHW; shortcut A's channel padding is MXNet's "
+                      f"Pad operator on a 5-D view (Pad, _backward_Pad: not oneDNN; concatenating zeros instead "
+                      f"crashes oneDNN 2.4's concat backward at small widths); {step}; aggregated SGD momentum "
+                      f"kernel")
     return True, f"oneDNN LSTM (fused RNN operator, forward and backward; h2h bias a constant zero); {step}; adam_update"
 
 
