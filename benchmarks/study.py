@@ -61,24 +61,29 @@ def overhead_breakdown(work: Path) -> dict[str, float]:
     """Where the study's wall time went, from Snakemake's job metadata (start and end of
     every job) and the records' run_seconds: Snakemake's start-up until the first job,
     each light rule, the launcher's own time around the stack processes (its start-up,
-    the GEMM probes, the record), and what lies between jobs (scheduling, job start-up,
-    shutdown)."""
+    the GEMM probes, the record), and the time no job ran (scheduling, job start-up,
+    shutdown). Snakemake stamps a job's start and end around its own bookkeeping too, so
+    the parts can sum to a little more than the overhead."""
     bench = json.loads((work / "benchmark.json").read_text())
     jobs = {}
     for f in (work / ".snakemake" / "metadata").iterdir():
         m = json.loads(f.read_text())
         if m.get("starttime") and m.get("endtime"):
-            jobs[(m["rule"], m["starttime"])] = m["endtime"] - m["starttime"]
+            jobs[(m["rule"], m["starttime"])] = m["endtime"]
     first = min(start for _, start in jobs)
     parts = {"snakemake start-up (parse, DAG) until the first job": first - bench["started"]}
     stacks_s, _ = overhead(work, bench["wall_seconds"])
-    for (rule, _), seconds in jobs.items():
+    for (rule, start), end in jobs.items():
         name = "launcher around the stacks (start-up, GEMM probes, record)" if rule in ("train", "profile") else \
             RULE_GROUPS.get(rule, rule)
-        parts[name] = parts.get(name, 0.0) + seconds
+        parts[name] = parts.get(name, 0.0) + end - start
     parts["launcher around the stacks (start-up, GEMM probes, record)"] -= stacks_s
-    parts["between jobs (scheduling, job start-up) and shutdown"] = (
-        bench["wall_seconds"] - stacks_s - sum(parts.values()))
+    # Light jobs may run beside a training run (--cores 2): idle time is what no job covers.
+    busy, reach = 0.0, first
+    for start, end in sorted((start, end) for (_, start), end in jobs.items()):
+        busy += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    parts["no job running (scheduling, job start-up, shutdown)"] = bench["wall_seconds"] - (first - bench["started"]) - busy
     return parts
 
 

@@ -113,6 +113,11 @@ stop() {
     while running "$daemon" && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
     as_root rm -f "$STATE/$daemon.pid"
   done
+  # SLURM's clients retry an absent controller for MessageTimeout (10 s), and Snakemake's
+  # SLURM executor plugin runs `scontrol show config` whenever sinfo is on PATH, at every
+  # start: 10 s added to every snakemake call on this machine. Stopped, the clients give
+  # up at once; `start` writes the configuration anew.
+  [ -f "$CONF" ] && ! grep -q '^MessageTimeout=' "$CONF" && echo 'MessageTimeout=1' | as_root tee -a "$CONF" >/dev/null
   log "stopped"
 }
 
