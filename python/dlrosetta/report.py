@@ -207,7 +207,7 @@ def profile_chart(cases: list[dict]) -> bytes:
             left = [a + b for a, b in zip(left, width)]
         ax.set_title(case["title"], fontsize=9)
         ax.set_xlabel("milliseconds per profiled step")
-        ax.legend(fontsize=7, ncol=4, loc="lower right")
+        ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))  # below: bars fill the panel
     fig.suptitle("Where a step's time goes (framework profilers, docs/profile.md)", fontsize=11)
     return _png(fig)
 
