@@ -158,3 +158,12 @@ def test_the_profiles_table_has_a_column_per_category(tiny_run, tmp_path):
     assert row.status == "ok" and row.conv_gemm_seconds == pytest.approx(0.02 / 3)
     assert {f"{c}_seconds" for c in CATEGORIES} <= set(table.columns)
     assert "aten::convolution (conv_gemm" in row.top_ops
+
+
+def test_a_missing_runtime_in_profile_mode_is_a_skipped_profile_record_naming_it(tiny_run, tmp_path):
+    spec = tiny_run("resnet", stack="fake", check="profile", check_steps=3)
+    out = tmp_path / "profiles" / "missing.json"
+    r = launch(spec, out, tmp_path / "run", tmp_path / "missing.log", tmp_path / "venvs",
+               stack=fake_stack("pass", runtime="no-such-interpreter-xyz"))
+    assert ProfileRecord.read(out) == r
+    assert r.status == "skipped" and "no-such-interpreter-xyz not found on PATH" in r.reason

@@ -155,18 +155,21 @@ def log_tail(log_path: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
-def _context(spec: RunSpec, stack: Stack, repeat: Optional[int]) -> dict[str, Any]:
-    """The record fields the launcher knows whatever the stack did."""
+def _identity(spec: RunSpec, stack: Stack) -> dict[str, Any]:
+    """What ran, and on what: the fields every record kind holds whatever the stack did."""
     return dict(stack=stack.id, language=stack.language, framework=stack.framework, backend=stack.backend,
-                model=spec.model, dataset=spec.dataset, hyperparameters=spec.hyperparameters,
-                threads=spec.threads, seed=spec.seed, device=spec.device, repeat=repeat,
+                model=spec.model, dataset=spec.dataset, threads=spec.threads, device=spec.device,
                 stack_code_sha256=stack.code_sha256(), host_cpu=cpu_model())
 
 
+def _context(spec: RunSpec, stack: Stack, repeat: Optional[int]) -> dict[str, Any]:
+    """The training record's fields the launcher knows whatever the stack did."""
+    return dict(_identity(spec, stack), hyperparameters=spec.hyperparameters, seed=spec.seed, repeat=repeat)
+
+
 def _profile_context(spec: RunSpec, stack: Stack) -> dict[str, Any]:
-    return dict(stack=stack.id, language=stack.language, framework=stack.framework, backend=stack.backend,
-                model=spec.model, dataset=spec.dataset, threads=spec.threads, device=spec.device,
-                batch_size=spec.batch_size, stack_code_sha256=stack.code_sha256(), host_cpu=cpu_model())
+    """The profile record's fields the launcher knows whatever the stack did."""
+    return dict(_identity(spec, stack), batch_size=spec.batch_size)
 
 
 def status_record(spec: RunSpec, stack: Stack, status: str, reason: str,

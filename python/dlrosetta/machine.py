@@ -2,8 +2,8 @@
 
 Two GEMM measurements: the machine probe (n=2048, best of 5, once per study) describes
 the machine, with the rate each study case's own GEMM shapes allow (im2col products of
-every ResNet stage, the LSTM's gate projections; `shape_gemm_ceiling`); the launcher's quick probe (`gemm_probe`: n=1024, best of 3, about 0.1 s)
-runs just before and just after every training run at the run's threads, on the node
+every ResNet stage, the LSTM's gate projections; `shape_gemm_ceiling`); the launcher's
+quick probe (`gemm_probe`: n=1024, best of 3, about 0.1 s) runs just before and just after every training run at the run's threads, on the node
 that runs it. The quick probes are the ceiling each run's throughput is compared with
 ("of GEMM") and show whether the machine's speed drifted during the study
 (docs/statistics.md, "Noise").

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from dlrosetta.measurements import write_json_atomic
+from dlrosetta.profiler import complete_events
 from dlrosetta.record import RecordError, check_status, utc_now, validate_json
 
 PROFILE_SCHEMA_VERSION = "1.0.0"
@@ -86,22 +87,10 @@ def read_trace(path: str | os.PathLike) -> list[dict[str, Any]]:
     except (OSError, json.JSONDecodeError, EOFError) as e:
         raise RecordError(f"cannot read the profile trace {path}: {e}") from e
     raw = data.get("traceEvents", []) if isinstance(data, dict) else data
-    events, open_begins = [], defaultdict(list)
-    for e in raw:
-        if not isinstance(e, dict) or "ts" not in e:
-            continue
-        thread = (e.get("pid"), e.get("tid"))
-        ph = e.get("ph")
-        if ph == "X" and "dur" in e:
-            events.append({"name": str(e.get("name", "")), "cat": e.get("cat"), "ts": float(e["ts"]),
-                           "dur": float(e["dur"]), "thread": thread})
-        elif ph == "B":
-            open_begins[thread].append(e)
-        elif ph == "E" and open_begins[thread]:
-            b = open_begins[thread].pop()
-            events.append({"name": str(b.get("name", "")), "cat": b.get("cat"), "ts": float(b["ts"]),
-                           "dur": float(e["ts"]) - float(b["ts"]), "thread": thread})
-    return events
+    return [{"name": str(e.get("name", "")), "cat": e.get("cat"), "ts": float(e["ts"]), "dur": float(e["dur"]),
+             "thread": (e.get("pid"), e.get("tid"))}
+            for e in complete_events([e for e in raw if isinstance(e, dict) and "ts" in e])
+            if e.get("ph") == "X" and "dur" in e]
 
 
 def classified_intervals(events: Iterable[Mapping[str, Any]]) -> list[tuple[float, float, str, str]]:

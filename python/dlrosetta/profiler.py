@@ -149,17 +149,20 @@ def _jax(scratch: Path) -> tuple[str, Stop]:
 
 
 def complete_events(events: list[dict]) -> list[dict]:
-    """MXNet's B/E pairs as complete (X) events, the form every other profiler writes;
-    other events as they are. MXNet writes each operator's B and E one after the other
-    on its thread, so a stack per thread pairs them."""
+    """B/E pairs (MXNet's form) as complete (X) events, the form every other profiler
+    writes; other events as they are, an E without its B dropped. A profiler writes each
+    op's B and E one after the other on its thread, so a stack per thread pairs them.
+    MXNet's stacks convert their dump with it, and dlrosetta.profile reads any trace
+    through it."""
     out, begun = [], {}
     for e in events:
         thread = (e.get("pid"), e.get("tid"))
         if e.get("ph") == "B":
             begun.setdefault(thread, []).append(e)
         elif e.get("ph") == "E":
-            b = begun[thread].pop()
-            out.append({**b, "ph": "X", "dur": e["ts"] - b["ts"]})
+            if begun.get(thread):
+                b = begun[thread].pop()
+                out.append({**b, "ph": "X", "dur": e["ts"] - b["ts"]})
         else:
             out.append(e)
     return out
