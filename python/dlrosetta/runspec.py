@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-SPEC_VERSION = 2  # 2: `measurements` replaced `record` (stacks report raw values)
-CHECKS = (None, "step_losses", "profile")
+SPEC_VERSION = 3  # 2: `measurements` replaced `record`; 3: `trained_weights`, inference mode
+CHECKS = (None, "step_losses", "profile", "inference")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,10 @@ class RunSpec:
     measurements: str
     check: Optional[str] = None
     check_steps: int = 0
+    #: Training: the folder that receives the final weights bundle (or None: not kept).
+    trained_weights: Optional[str] = None
+    #: Inference mode: batch sizes and call counts to time, weights to evaluate, ONNX path.
+    inference: Optional[Mapping[str, Any]] = None
     spec_version: int = SPEC_VERSION
 
     def __post_init__(self):
@@ -40,6 +44,8 @@ class RunSpec:
             raise ValueError(f"run spec version {self.spec_version} is not supported (expected {SPEC_VERSION})")
         if self.check not in CHECKS:
             raise ValueError(f"run spec check must be one of {CHECKS}, got {self.check!r}")
+        if (self.check == "inference") != (self.inference is not None):
+            raise ValueError("run spec `inference` is given exactly when check is \"inference\"")
         if self.device not in ("cpu", "gpu", "auto"):
             raise ValueError(f"run spec device must be cpu, gpu or auto, got {self.device!r}")
 
