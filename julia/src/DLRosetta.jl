@@ -1,5 +1,5 @@
 # dlrosetta's shared Julia library: what every Julia stack reads and writes (run spec,
-# shards, epoch order, initial weights, measurements) and the model spec they all build
+# shards, epoch order, weights bundles, measurements) and the model spec they all build
 # from, on the standard library only. No model code: that lives in each stack's folder
 # (julia/stacks/<id>/). Its counterparts are the Python package's shared modules and
 # the R package, file for file by concept name.
@@ -31,6 +31,7 @@ precompile(parameter_count, (ModelSpec,))
 precompile(julia_size, (ParamSpec,))
 precompile(initial_weights, (ModelSpec, Int))
 precompile(read_initial_weights, (String, ModelSpec))
+precompile(write_trained_weights, (String, RunSpec, ModelSpec, Dict{String,Array{Float32}}, Int))
 precompile(read_shards, (String,))
 precompile(read_order, (String, Int, Int))
 precompile(epoch_batches, (Matrix{Int32}, Int, Int))
@@ -41,12 +42,12 @@ precompile(kernel_timer!, (Bool,))
 precompile(reset_kernel_timer!, ())
 
 export JSONError, read_json, write_json_atomic,
-       BundleError, read_npy, read_bundle, sha256_file,
+       BundleError, read_npy, write_npy, read_bundle, write_bundle, sha256_file,
        Shards, read_shards,
        RunSpec, RunSpecError, read_runspec,
        ParamSpec, ModelSpec, ResNetConfig, LSTMConfig, model_config, model_spec, resnet_blocks,
        julia_size, parameter_count, initial_weights,
-       read_initial_weights,
+       read_initial_weights, write_trained_weights,
        read_order, epoch_batches, profile_blocks,
        stopwatch, peak_rss_mb, process_age_seconds,
        write_measurements,

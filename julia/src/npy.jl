@@ -1,8 +1,8 @@
-# NumPy .npy files and npy bundles (docs/shards.md). The reader handles format 1.0,
-# little endian, C order, <f4 (Float32) and <i4 (Int32): the only kinds of file bundles
-# hold. A bundle is a manifest.json listing .npy files with sha256, dtype and shape; data
-# shards and initial-weights files are both bundles, and every file is checked against
-# the manifest, any mismatch naming the file.
+# NumPy .npy files and npy bundles (docs/shards.md). Files are format 1.0, little endian,
+# C order, <f4 (Float32) or <i4 (Int32): the only kinds of file bundles hold; the writer
+# writes them byte for byte as NumPy's np.save. A bundle is a manifest.json listing .npy
+# files with sha256, dtype and shape; data shards, weights and logits are all bundles,
+# and every file is checked against the manifest, any mismatch naming the file.
 #
 # A C-order array of shape (d1, ..., dk) has the same bytes as a column-major array of
 # shape (dk, ..., d1), so data is read straight into the reversed shape: no copy, no
@@ -18,6 +18,10 @@ Base.showerror(io::IO, e::BundleError) = print(io, "BundleError: ", e.msg)
 
 const NPY_MAGIC = UInt8[0x93, UInt8('N'), UInt8('U'), UInt8('M'), UInt8('P'), UInt8('Y')]
 const NPY_DTYPES = Dict("<f4" => Float32, "<i4" => Int32)
+const NPY_GROWTH_DIGITS = 21   # NumPy's header room for the first axis to grow in place
+
+"The key of `table` (NPY_DTYPES or BUNDLE_DTYPES) that stands for element type `T`."
+dtype_name(table::AbstractDict, T::Type) = only(k for (k, v) in table if v === T)
 
 """
     read_npy(path) -> Array
@@ -31,7 +35,7 @@ function read_npy(path::AbstractString)
         expected = data_offset + prod(shape) * sizeof(T)
         filesize(path) == expected ||
             throw(BundleError("$path: $(filesize(path)) bytes, but its header " *
-                              "($(npy_descr(T)), shape $shape) needs $expected"))
+                              "($(dtype_name(NPY_DTYPES, T)), shape $shape) needs $expected"))
         data = Array{T}(undef, reverse(shape)...)
         read!(io, data)
         ENDIAN_BOM == 0x04030201 || map!(ltoh, data, data)
@@ -39,7 +43,29 @@ function read_npy(path::AbstractString)
     end
 end
 
-npy_descr(T::Type) = only(k for (k, v) in NPY_DTYPES if v === T)
+"""
+    write_npy(path, array) -> path
+
+`array` (Float32 or Int32, column-major) as the C-order file of the reversed shape, the
+bytes `np.save` writes for it: the header padded with NumPy's room for the first axis to
+grow, then to a multiple of 64 bytes, ending in a newline.
+"""
+function write_npy(path::AbstractString, array::AbstractArray)
+    T = eltype(array)
+    T in values(NPY_DTYPES) ||
+        throw(BundleError("$path: element type $T; npy files hold only $(join(values(NPY_DTYPES), " or "))"))
+    shape = reverse(size(array))
+    dims = length(shape) == 1 ? "($(shape[1]),)" : "(" * join(shape, ", ") * ")"
+    header = "{'descr': '$(dtype_name(NPY_DTYPES, T))', 'fortran_order': False, 'shape': $dims, }"
+    isempty(shape) || (header *= " "^(NPY_GROWTH_DIGITS - ndigits(shape[1])))
+    header *= " "^(64 - mod(10 + ncodeunits(header) + 1, 64)) * "\n"
+    data = convert(Array{T}, array)
+    open(path, "w") do io
+        write(io, NPY_MAGIC, UInt8[1, 0], htol(UInt16(ncodeunits(header))), header)
+        write(io, ENDIAN_BOM == 0x04030201 ? data : htol.(data))
+    end
+    return path
+end
 
 function read_npy_header(io::IO, path::AbstractString)
     bad(what) = throw(BundleError("$path is not a supported .npy file: $what"))
@@ -65,6 +91,28 @@ end
 
 const BUNDLE_FORMAT_VERSION = 1
 const BUNDLE_DTYPES = Dict("float32" => Float32, "int32" => Int32)
+
+"""
+    write_bundle(directory, kind, arrays, meta) -> manifest path
+
+The bundle of `arrays` (`name => array` pairs, written in their order, each to
+`<name>.npy`) with `meta` in its manifest. Any old manifest goes first and the new one is
+written last, atomically: a manifest always describes complete files.
+"""
+function write_bundle(directory::AbstractString, kind::AbstractString, arrays, meta)
+    mkpath(directory)
+    manifest = joinpath(directory, "manifest.json")
+    rm(manifest; force = true)
+    entries = [bundle_entry(write_npy(joinpath(directory, "$name.npy"), array), name, array)
+               for (name, array) in arrays]
+    return write_json_atomic(manifest, (format = "dlrosetta.$kind", format_version = BUNDLE_FORMAT_VERSION,
+                                        arrays = entries, meta = meta))
+end
+
+"The manifest's entry of `array`, written to `path`."
+bundle_entry(path::AbstractString, name::AbstractString, array::AbstractArray) =
+    (name = name, file = basename(path), dtype = dtype_name(BUNDLE_DTYPES, eltype(array)),
+     shape = collect(reverse(size(array))), sha256 = sha256_file(path))
 
 "Hex sha256 of a file, streamed (the SHA stdlib reads it in blocks)."
 sha256_file(path::AbstractString) = bytes2hex(open(sha256, path))

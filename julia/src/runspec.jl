@@ -2,8 +2,8 @@
 # (docs/stack-contract.md, "The run spec"; schemas/runspec.schema.json).
 # Twins: python/dlrosetta/runspec.py, r/R/runspec.R
 
-const SPEC_VERSION = 2  # 2: `measurements` replaced `record` (stacks report raw values)
-const CHECKS = (nothing, "step_losses", "profile")
+const SPEC_VERSION = 3  # 2: `measurements` replaced `record`; 3: `trained_weights`, inference mode
+const CHECKS = (nothing, "step_losses", "profile", "inference")
 const DEVICES = ("cpu", "gpu", "auto")
 
 "The run spec is unreadable or breaks the contract; the message names the file."
@@ -29,6 +29,8 @@ Base.@kwdef struct RunSpec
     measurements::String
     check::Union{Nothing,String} = nothing
     check_steps::Int = 0
+    trained_weights::Union{Nothing,String} = nothing     # training: the folder of the final weights bundle
+    inference::Union{Nothing,Dict{String,Any}} = nothing  # inference mode: what to time and evaluate
 end
 
 const RUNSPEC_REQUIRED = (:stack, :model, :dataset, :model_config, :training, :shards, :order,
@@ -63,14 +65,30 @@ function read_runspec(path::AbstractString)
         e isa MethodError || e isa InexactError || rethrow()
         throw(RunSpecError("run spec $path has a value of the wrong type: $(sprint(showerror, e))"))
     end
-    spec.check in CHECKS || throw(RunSpecError("run spec check must be null, \"step_losses\" or \"profile\", " *
-                                               "got $(repr(spec.check))"))
+    bad(what) = throw(RunSpecError("run spec $path: $what"))
+    spec.check in CHECKS ||
+        bad("check must be null, $(join(repr.(CHECKS[2:end]), ", ", " or ")), got $(repr(spec.check))")
     spec.check == "profile" && spec.check_steps < 1 &&
-        throw(RunSpecError("run spec $path asks for a profile of check_steps = $(spec.check_steps) steps; need >= 1"))
-    spec.device in DEVICES || throw(RunSpecError("run spec device must be cpu, gpu or auto, " *
-                                                 "got $(repr(spec.device))"))
-    spec.threads >= 1 || throw(RunSpecError("run spec threads must be >= 1, got $(spec.threads)"))
+        bad("asks for a profile of check_steps = $(spec.check_steps) steps; need >= 1")
+    (spec.check == "inference") == (spec.inference !== nothing) ||
+        bad("`inference` is given exactly when check is \"inference\" (check $(repr(spec.check)))")
+    spec.inference === nothing || check_inference(bad, spec.inference)
+    spec.device in DEVICES || bad("device must be cpu, gpu or auto, got $(repr(spec.device))")
+    spec.threads >= 1 || bad("threads must be >= 1, got $(spec.threads)")
     return spec
+end
+
+"The keys of the run spec's `inference` (docs/stack-contract.md, \"Inference mode\")."
+const INFERENCE_KEYS = ("batch_sizes", "warmup_calls", "min_calls", "max_calls", "min_seconds", "evaluate", "logits",
+                        "onnx")
+
+"Call `bad(what)` unless `inference` has exactly its keys, and a logits folder when it evaluates bundles."
+function check_inference(bad, inference::Dict{String,Any})
+    unknown = sort!(setdiff(collect(keys(inference)), INFERENCE_KEYS))
+    lacking = [k for k in INFERENCE_KEYS if !haskey(inference, k)]
+    isempty(unknown) && isempty(lacking) || bad("`inference` has unknown keys $unknown, lacks keys $lacking")
+    isempty(inference["evaluate"]) || inference["logits"] isa String ||
+        bad("`inference` evaluates weights but names no `logits` folder")
 end
 
 epochs(spec::RunSpec) = Int(spec.training["epochs"])

@@ -1,9 +1,10 @@
 # Tests of the shared Julia library DLRosetta:
 #   julia --project=julia --startup-file=no julia/test/runtests.jl
-# The readers (JSON, npy, bundles, shards, run spec, initial weights, epoch order)
-# against files written as NumPy writes them, parameter counts against docs/models.md,
-# and the measurements writer against schemas/measurements.schema.json. The stacks'
-# suites (julia/stacks/*/test/) test the models.
+# The readers (JSON, npy, bundles, shards, run spec, weights, epoch order) and the
+# writers (npy files byte for byte as NumPy's, bundles NumPy and dlrosetta's Python read,
+# trained weights), parameter counts against docs/models.md, and the measurements writer
+# against schemas/measurements.schema.json. The stacks' suites (julia/stacks/*/test/)
+# test the models.
 # Twins: tests/test_npy.py, tests/test_model_spec.py, r/tests/testthat/test-npy.R
 
 using Test, SHA
@@ -13,6 +14,12 @@ const D = DLRosetta
 include("fixtures.jl")
 
 const TMP = mktempdir()
+const REPO = normpath(joinpath(@__DIR__, "..", ".."))
+const PYTHON = joinpath(REPO, ".venv", "bin", "python")
+
+"Run `script` with the orchestrator's Python (dlrosetta importable); its standard output."
+python(script::AbstractString) =
+    read(setenv(`$PYTHON -c $script`, merge(ENV, Dict("PYTHONPATH" => joinpath(REPO, "python")))), String)
 
 "docs/models.md: 27w + 2w + sum over blocks (9 cin c + 9 c c + 4c) + 4w K + K (+ cin c + 2c for B)."
 function resnet_formula(depth, w, shortcut, K)
@@ -53,7 +60,12 @@ end
             path = write_npy(joinpath(TMP, "a.npy"), a)
             b = read_npy(path)
             @test typeof(b) == typeof(a) && b == a
+            @test filesize(path) % 64 == length(a) * 4 % 64   # the header fills whole 64-byte blocks
         end
+        @test read_npy(write_npy(joinpath(TMP, "view.npy"), view(Int32.(reshape(0:11, 4, 3)), 2:3, :))) ==
+              Int32[1 5 9; 2 6 10]
+        err = try write_npy(joinpath(TMP, "f8.npy"), zeros(2)) catch e; e end
+        @test err isa BundleError && occursin("f8.npy", err.msg) && occursin("Float64", err.msg)
         good = read(joinpath(TMP, "a.npy"))
         bad(bytes) = (p = joinpath(TMP, "bad.npy"); write(p, bytes); p)
         @test_throws BundleError read_npy(bad(vcat(UInt8[0], good[2:end])))            # magic
@@ -65,6 +77,36 @@ end
         @test_throws BundleError read_npy(joinpath(TMP, "missing.npy"))
     end
 
+    @testset "npy files as NumPy writes and reads them" begin
+        if !isfile(PYTHON)
+            @test_skip "no orchestrator Python at $PYTHON (envs/setup.sh builds it)"
+        else
+            # Headers padded differently: 0-d, 1-d, a first axis of 1 to 10 digits, and one
+            # that fills whole 64-byte blocks before padding (NumPy then adds a whole block).
+            arrays = [fill(2.5f0), Int32[7, -8], rand(Float32, 3, 4, 5, 2), zeros(Float32, 0, 1234567891),
+                      Int32.(reshape(0:11, 4, 3)), rand(Float32, 0, 3), zeros(Int32, 2, 3, 4, 5, 6, 7),
+                      zeros(Float32, 10, 10, 10, 10, 100, 100, 100, 100, 100, 0)]
+            paths = [write_npy(joinpath(TMP, "numpy$k.npy"), a) for (k, a) in enumerate(arrays)]
+            # NumPy loads each file (dtype, the reversed Julia size, Julia's last element) and
+            # saves what it read: the very bytes Julia wrote.
+            out = python("""
+                import numpy as np
+                for path in $(repr(paths)):
+                    a = np.load(path)
+                    np.save(path + ".numpy.npy", a)
+                    print(a.dtype, ",".join(map(str, a.shape)), repr(float(a.reshape(-1)[-1])) if a.size else "-",
+                          sep="\t")
+                """)
+            for (line, a, path) in zip(split(chomp(out), '\n'), arrays, paths)
+                dtype, shape, last = split(line, '\t')
+                @test dtype == (eltype(a) == Float32 ? "float32" : "int32")
+                @test shape == join(reverse(size(a)), ",")
+                @test isempty(a) ? last == "-" : parse(Float64, last) == Float64(a[end])
+                @test read(path) == read(path * ".numpy.npy")
+            end
+        end
+    end
+
     @testset "bundles and shards" begin
         x = rand(Float32, 3, 8, 8, 6)
         y = Int32[0, 1, 2, 0, 1, 2]
@@ -74,6 +116,34 @@ end
         s = read_shards(manifest)
         @test s.x_train == x && s.y_train == y && s.x_test == x[:, :, :, 1:2] && s.meta["num_classes"] == 3
         @test sha256_file(manifest) == bytes2hex(sha256(read(manifest)))
+        # The manifest lists the arrays in their order, each with NumPy's dtype name and shape.
+        m = read_json(manifest)
+        @test m["format"] == "dlrosetta.shards" && m["format_version"] == 1
+        @test [e["name"] for e in m["arrays"]] == ["x_train", "y_train", "x_test", "y_test"]
+        @test m["arrays"][1]["file"] == "x_train.npy" && m["arrays"][1]["dtype"] == "float32"
+        @test m["arrays"][1]["shape"] == [6, 8, 8, 3] && m["arrays"][2]["dtype"] == "int32"
+        @test all(e -> e["sha256"] == sha256_file(joinpath(dir, e["file"])), m["arrays"])
+        @test !isfile(manifest * ".tmp")
+        if isfile(PYTHON)   # dlrosetta's Python reads the bundle, checksums and all, as Julia wrote it
+            out = python("""
+                from dlrosetta.npy import read_bundle
+                arrays, manifest = read_bundle($(repr(manifest)), "shards")
+                print(manifest["meta"]["num_classes"])
+                for name, a in arrays.items():
+                    print(name, a.dtype, ",".join(map(str, a.shape)), float(a.reshape(-1)[-1]))
+                """)
+            lines = split.(split(chomp(out), '\n'))
+            @test lines[1] == ["3"]
+            @test [l[1:3] for l in lines[2:end]] == [["x_train", "float32", "6,8,8,3"], ["y_train", "int32", "6"],
+                                                     ["x_test", "float32", "2,8,8,3"], ["y_test", "int32", "2"]]
+            @test parse.(Float64, [l[4] for l in lines[2:end]]) == [x[end], 2, x[end, end, end, 2], 1]
+        end
+        # Rewriting a bundle removes the old manifest first: after a failed rewrite none is left
+        # to describe the new, incomplete files.
+        other = joinpath(TMP, "rewritten")
+        @test isfile(write_bundle(other, "weights", ["a" => Int32[1]], Dict{String,Any}()))
+        @test_throws BundleError write_bundle(other, "weights", ("a" => Int32[2], "b" => [0.5]), Dict{String,Any}())
+        @test !isfile(joinpath(other, "manifest.json")) && read_npy(joinpath(other, "a.npy")) == Int32[2]
         @test_throws BundleError read_bundle(manifest, "weights")
         @test_throws BundleError read_bundle(manifest, "shards"; names = ["nope"])
 
@@ -90,7 +160,6 @@ end
         @test err isa BundleError && occursin(path, err.msg)
 
         # A manifest whose shape disagrees with the file.
-        m = read_json(manifest)
         m["arrays"][1]["shape"] = [6, 8, 8, 4]
         m["arrays"][1]["sha256"] = sha256_file(joinpath(dir, "x_train.npy"))
         write_json_atomic(manifest, m)
@@ -102,30 +171,68 @@ end
         schema = read_schema("runspec")
         @test Set(string.(fieldnames(RunSpec))) == Set(keys(schema["properties"]))
         @test schema["properties"]["spec_version"]["const"] == D.SPEC_VERSION
-        base = Dict{String,Any}("spec_version" => 2, "stack" => "some-stack", "model" => "lstm", "dataset" => "d",
+        base = Dict{String,Any}("spec_version" => 3, "stack" => "some-stack", "model" => "lstm", "dataset" => "d",
                                 "model_config" => Dict{String,Any}(),
                                 "training" => Dict{String,Any}("epochs" => 3, "batch_size" => 8,
                                                                "optimizer" => Dict{String,Any}("name" => "sgd")),
                                 "shards" => "s", "order" => "o", "initial_weights" => nothing, "init_seed" => 1,
-                                "threads" => 2, "seed" => 3, "device" => "cpu", "measurements" => "m")
-        write_spec(d) = write_json_atomic(joinpath(TMP, "spec.json"), d)
+                                "threads" => 2, "seed" => 3, "device" => "cpu", "measurements" => "m",
+                                "check" => nothing, "check_steps" => 0, "trained_weights" => nothing,
+                                "inference" => nothing)
+        path = joinpath(TMP, "spec.json")
+        write_spec(d) = write_json_atomic(path, d)
+        # Reading `d` raises a RunSpecError naming the file; its message.
+        function refused(d)
+            err = try read_runspec(write_spec(d)) catch e; e end
+            @test err isa RunSpecError && occursin(path, err.msg)
+            return err isa RunSpecError ? err.msg : ""
+        end
         spec = read_runspec(write_spec(base))
         @test spec.threads == 2 && spec.initial_weights === nothing && spec.check === nothing
         @test spec.measurements == "m" && D.epochs(spec) == 3 && D.batch_size(spec) == 8
         @test D.optimizer_config(spec)["name"] == "sgd"
-        for (key, value) in (("extra", 1), ("check", "other"), ("device", "tpu"), ("threads", "2"), ("threads", 0))
-            @test_throws RunSpecError read_runspec(write_spec(merge(base, Dict{String,Any}(key => value))))
+        @test spec.trained_weights === nothing && spec.inference === nothing
+        # Keys with defaults may be left out, as Python's RunSpec allows.
+        short = read_runspec(write_spec(filter(kv -> kv[1] ∉ ("check", "check_steps", "trained_weights", "inference"),
+                                               base)))
+        @test all(getfield(short, f) == getfield(spec, f) for f in fieldnames(RunSpec))
+        @test read_runspec(write_spec(merge(base, Dict{String,Any}("trained_weights" => "/w")))).trained_weights == "/w"
+        for (key, value) in (("extra", 1), ("check", "other"), ("device", "tpu"), ("threads", "2"), ("threads", 0),
+                             ("trained_weights", 1))
+            refused(merge(base, Dict{String,Any}(key => value)))
         end
-        @test_throws RunSpecError read_runspec(write_spec(delete!(copy(base), "measurements")))
+        @test occursin("\"step_losses\", \"profile\" or \"inference\"", refused(merge(base, Dict{String,Any}("check" => "x"))))
+        refused(delete!(copy(base), "measurements"))
         # Profile mode (docs/stack-contract.md) profiles check_steps >= 1 steps.
         profile = read_runspec(write_spec(merge(base, Dict{String,Any}("check" => "profile", "check_steps" => 10))))
         @test profile.check == "profile" && profile.check_steps == 10
-        err = try read_runspec(write_spec(merge(base, Dict{String,Any}("check" => "profile")))) catch e; e end
-        @test err isa RunSpecError && occursin("check_steps", err.msg)
-        # A version 1 spec (with `record`) is refused for its version, not for the key.
+        @test occursin("check_steps", refused(merge(base, Dict{String,Any}("check" => "profile"))))
+
+        # Inference mode: `inference` is given exactly then, with the schema's keys.
+        @test collect(D.INFERENCE_KEYS) == schema["properties"]["inference"]["oneOf"][2]["required"]
+        inference = Dict{String,Any}("batch_sizes" => [1, 256], "warmup_calls" => 5, "min_calls" => 100,
+                                     "max_calls" => 2000, "min_seconds" => 0.5,
+                                     "evaluate" => [Dict{String,Any}("stack" => "a", "weights" => "/a/manifest.json")],
+                                     "logits" => "/l", "onnx" => nothing)
+        infer = merge(base, Dict{String,Any}("check" => "inference", "inference" => inference))
+        spec = read_runspec(write_spec(infer))
+        @test spec.check == "inference" && spec.inference == inference && spec.inference["batch_sizes"] == [1, 256]
+        @test occursin("exactly when check is \"inference\"", refused(merge(infer, Dict{String,Any}("check" => nothing))))
+        @test occursin("exactly when check is \"inference\"", refused(merge(infer, Dict{String,Any}("inference" => nothing))))
+        @test occursin("unknown keys [\"extra\"]", refused(merge(infer, Dict{String,Any}("inference" =>
+                                                              merge(inference, Dict{String,Any}("extra" => 1))))))
+        @test occursin("lacks keys [\"onnx\"]", refused(merge(infer, Dict{String,Any}("inference" =>
+                                                           delete!(copy(inference), "onnx")))))
+        @test occursin("no `logits` folder", refused(merge(infer, Dict{String,Any}("inference" =>
+                                                          merge(inference, Dict{String,Any}("logits" => nothing))))))
+        no_evaluation = merge(inference, Dict{String,Any}("evaluate" => [], "logits" => nothing))
+        @test read_runspec(write_spec(merge(infer, Dict{String,Any}("inference" => no_evaluation)))).inference["logits"] ===
+              nothing
+
+        # A version 2 spec, or version 1 (with `record`), is refused for its version, not for a key.
+        @test occursin("version 2", refused(merge(base, Dict{String,Any}("spec_version" => 2))))
         v1 = merge(delete!(copy(base), "measurements"), Dict{String,Any}("spec_version" => 1, "record" => "r"))
-        err = try read_runspec(write_spec(v1)) catch e; e end
-        @test err isa RunSpecError && occursin("version 1", err.msg)
+        @test occursin("version 1", refused(v1))
         @test_throws RunSpecError read_runspec(joinpath(TMP, "nowhere.json"))
     end
 
@@ -186,6 +293,35 @@ end
         other = model_spec(LSTMConfig(vocab_size = 51, embedding_dim = 4, units = 3, maxlen = 5))
         err = try read_initial_weights(manifest, other) catch e; e end
         @test err isa BundleError && occursin("embedding.embeddings", err.msg)
+    end
+
+    @testset "trained weights" begin
+        config = Dict{String,Any}("vocab_size" => 50, "embedding_dim" => 4, "units" => 3, "maxlen" => 5,
+                                  "num_classes" => 2)
+        mspec = model_spec("lstm", config)
+        run = RunSpec(stack = "some-stack", model = "lstm", dataset = "d", model_config = config,
+                      training = Dict{String,Any}("epochs" => 4), shards = "s", order = "o", initial_weights = nothing,
+                      init_seed = 7, threads = 1, seed = 1, device = "cpu", measurements = "m",
+                      trained_weights = joinpath(TMP, "trained"))
+        w = initial_weights(mspec, 1)
+        w["head.dense.bias"] .= [0.25, -0.5]
+        dir = joinpath(TMP, "trained")
+        manifest = write_trained_weights(dir, run, mspec, w, 12345)
+        @test manifest == joinpath(dir, "manifest.json")
+        @test read_initial_weights(manifest, mspec) == w
+        m = read_json(manifest)
+        @test m["format"] == "dlrosetta.weights" && [e["name"] for e in m["arrays"]] == [p.name for p in mspec.params]
+        @test m["meta"] == Dict{String,Any}("model" => "lstm", "model_config" => config, "seed" => 7,
+                                            "parameter_count" => 12345, "stack" => "some-stack", "dataset" => "d",
+                                            "epochs" => 4, "trained" => true)
+        # Float64 tensors (a Float64 model) are written as the contract's float32.
+        w64 = Dict(k => Float64.(v) for (k, v) in w)
+        @test read_initial_weights(write_trained_weights(dir, run, mspec, w64, 1), mspec) == w
+        # Weights that are not the model's are refused before anything is written.
+        err = try write_trained_weights(joinpath(TMP, "not-written"), run, mspec,
+                                        delete!(copy(w), "lstm.bias"), 1) catch e; e end
+        @test err isa BundleError && occursin("trained weights of some-stack", err.msg) && occursin("lstm.bias", err.msg)
+        @test !ispath(joinpath(TMP, "not-written"))
     end
 
     @testset "epoch order" begin

@@ -1,7 +1,9 @@
 # dlrosetta's julia-native stack: the ResNet and the LSTM of docs/models.md written in
 # plain Julia on the standard library only (no registry here: no Flux, Knet, NNlib), in
-# their style: weights are plain arrays, a model has predict!, the loss and train!.
-# DLRosetta (julia/src/) reads and writes everything; this package is the framework.
+# their style: weights are plain arrays (in and out in the canonical layout:
+# load_weights!, canonical_weights), a model has predict! (predict: logits in inference
+# mode), the loss and train!. DLRosetta (julia/src/) reads and writes everything; this
+# package is the framework.
 #
 # Every layer has an explicit backward pass, is generic over the element type (Float32
 # to train, Float64 for the finite-difference checks in test/runtests.jl), preallocates
@@ -47,7 +49,7 @@ include("train.jl")
 # their first-epoch cost is code generation.
 precompile(main, (Vector{String},))
 
-export ResNet, LSTMNet, Parameters, SGD, Adam, load_weights!, predict!, backward!, gather!,
-       train_step!, train!, evaluate, run_stack
+export ResNet, LSTMNet, Parameters, SGD, Adam, load_weights!, canonical_weights, predict!, predict, backward!,
+       gather!, train_step!, train!, evaluate, run_stack
 
 end

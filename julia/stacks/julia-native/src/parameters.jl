@@ -35,10 +35,20 @@ end
 
 DLRosetta.parameter_count(p::Parameters) = length(p.flat)
 
-"Copy canonical tensors (already in Julia's layout, see DLRosetta's npy.jl) into the model's storage."
+"""
+Copy canonical tensors (already in Julia's layout, see DLRosetta's npy.jl) into the
+model's storage: the one way weights enter a model (initial, trained or another stack's).
+"""
 function load_weights!(p::Parameters, weights::AbstractDict)
     for spec in p.spec.params
         copyto!(p.arrays[spec.name], weights[spec.name])
     end
     return p
 end
+
+"""
+The inverse of `load_weights!`: every tensor of the spec as it is now, BN moving
+statistics included, as Float32 copies in Julia's layout of the canonical one.
+"""
+canonical_weights(p::Parameters) = Dict{String,Array{Float32}}(s.name => Array{Float32}(p.arrays[s.name])
+                                                               for s in p.spec.params)

@@ -1,22 +1,29 @@
 # The stack's run: read the spec, shards, order and weights (DLRosetta); train epoch by
 # epoch in the order file's batch order, timing every epoch (the first includes Julia's
-# compilation), and evaluate after each, outside the epoch's timing; write the raw
-# measurements, or in check mode the step losses. Statistics over the epochs are the
-# launcher's.
+# compilation), and evaluate after each, outside the epoch's timing; keep the trained
+# weights when asked; write the raw measurements, or in check mode the step losses. In
+# inference mode: time inference calls, compute other weights' test logits, write them.
+# Statistics over the epochs and the calls are the launcher's.
 # Twins: python/dlrosetta/stacks/train.py, r/stacks/r-keras/R/train.R
 
 """
-Copy the samples (last axis: images or token sequences) and labels at 0-based indices
-`idx` into the model's batch buffers.
+Copy the samples (last axis: images or token sequences) at 0-based indices `idx` into
+the model's batch buffer, and their labels `y` into its labels.
 """
-function gather!(m::Model, x::Array, y::Vector{Int32}, idx::AbstractVector{<:Integer})
+function gather!(m::Model, x::Array, idx::AbstractVector{<:Integer})
     buffer = batch_input(m)
     len = length(x) ÷ size(x, ndims(x))
     @timed_kernel "data" "batch_gather" for (k, i) in enumerate(idx)
         copyto!(buffer, (k - 1) * len + 1, x, i * len + 1, len)
-        m.labels[k] = y[i + 1]
     end
     return m
+end
+
+function gather!(m::Model, x::Array, y::Vector{Int32}, idx::AbstractVector{<:Integer})
+    for (k, i) in enumerate(idx)
+        m.labels[k] = y[i + 1]
+    end
+    return gather!(m, x, idx)
 end
 
 "One optimizer step on the batch at 0-based training indices `idx`; returns its loss."
@@ -39,19 +46,28 @@ function train!(m::Model, opt::Optimizer, x::Array, y::Vector{Int32}, batches::A
 end
 
 """
-Accuracy on (x, y) in inference mode, in batches of the model's batch size. Between
-epochs it leaves training as it was: BN's moving statistics are only read, and the
-batch buffers it fills are refilled by the next step.
+One inference call: the forward pass in inference mode (BN moving statistics) of the
+first `n` samples of the batch buffer, their logits as a new Array (classes, n).
 """
-function evaluate(m::Model, x::Array, y::Vector{Int32})
-    N, correct = length(y), 0
+predict(m::Model, n::Integer) = predict!(m, n, false)[:, 1:n]
+
+"""
+Logits (classes, N) of every sample of `x` (last axis), by inference calls on batches of
+the model's batch size. Between epochs it leaves training as it was: BN's moving
+statistics are only read, and the batch buffer it fills is refilled by the next step.
+"""
+function predict(m::Model, x::Array)
+    N = size(x, ndims(x))
+    logits = similar(m.logits, size(m.logits, 1), N)
     for start in 0:m.batch:N - 1
         idx = start:min(start + m.batch, N) - 1
-        gather!(m, x, y, idx)
-        correct += count_correct(predict!(m, length(idx), false), m.labels, length(idx))
+        logits[:, idx .+ 1] = predict(gather!(m, x, idx), length(idx))
     end
-    return correct / N
+    return logits
 end
+
+"Accuracy on (x, y): the share of samples whose largest logit (`predict`) is at their label."
+evaluate(m::Model, x::Array, y::Vector{Int32}) = count_correct(predict(m, x), y, length(y)) / length(y)
 
 "A model for batches of up to `batch` samples (weights still to be loaded)."
 build_model(cfg::ResNetConfig, batch::Int, ::Type{T} = Float32) where {T} = ResNet{T}(cfg, batch)
@@ -165,6 +181,10 @@ function run_stack(spec::RunSpec; startup_pid::Integer = getpid())
     load_weights!(model.params, weights)
     shards = read_shards(spec.shards)
     check_data(model, shards, spec.shards)
+    if spec.check == "inference"   # no epoch order; called dynamically, as profile_run below
+        Base.invokelatest(inference_run, model, weights, shards, spec, startup_pid)
+        return nothing
+    end
     order = read_order(spec.order, spec.check === nothing ? epochs(spec) : 1, length(shards.y_train))
     opt = optimizer(optimizer_config(spec), parameter_count(model.params), Float32)
 
@@ -186,6 +206,9 @@ function run_stack(spec::RunSpec; startup_pid::Integer = getpid())
     train_epoch(epoch) = train!(model, opt, shards.x_train, shards.y_train, epoch_batches(order, epoch, batch))
     per_epoch = train_epochs(train_epoch, () -> evaluate(model, shards.x_test, shards.y_test), epochs(spec), spec.stack;
                              startup_pid = startup_pid, samples = length(epoch_batches(order, 0, batch)))
+    spec.trained_weights === nothing ||
+        write_trained_weights(spec.trained_weights, spec, mspec, canonical_weights(model.params),
+                              parameter_count(model.params))
 
     write_measurements(spec.measurements; status = "ok", stack = spec.stack, model = spec.model,
                        dataset = spec.dataset, framework_version = framework_version(), device = "cpu",
@@ -223,6 +246,68 @@ function profile_run(model::Model, opt::Optimizer, shards::Shards, blocks::Named
                                           unprofiled_seconds = unprofiled, profiled_seconds = profiled, trace = trace,
                                           parameter_count = parameter_count(model.params),
                                           framework_version = framework_version()))
+    return nothing
+end
+
+"""
+    time_calls(call, untimed, min_calls, max_calls, min_seconds) -> seconds of each timed call
+
+`untimed` calls of `call()` (compilation, allocation), then calls each on its own clock
+until at least `min_calls` calls and `min_seconds` seconds (summed over the calls), or
+`max_calls` calls.
+"""
+function time_calls(call, untimed::Integer, min_calls::Integer, max_calls::Integer, min_seconds::Real)
+    foreach(_ -> call(), 1:untimed)
+    seconds = Float64[]
+    while length(seconds) < max_calls && (length(seconds) < min_calls || sum(seconds) < min_seconds)
+        push!(seconds, stopwatch(call)[2])
+    end
+    return seconds
+end
+
+"Why there is no ONNX file: the `onnx_export` entry's reason."
+const ONNX_UNSUPPORTED = "this stack (plain Julia on the standard library) has no ONNX exporter: ONNX.jl, " *
+    "like every Julia package that writes ONNX, comes from Julia's package registry, which is out of reach " *
+    "here, and the standard library has no ONNX or protobuf writer. Its trained weights reach the ONNX " *
+    "runtimes through its canonical weights bundle, which any other stack loads and exports."
+
+"""
+    inference_run(model, weights, shards, spec, startup_pid)
+
+Inference mode (docs/stack-contract.md, "Inference mode"): for each batch size B, a model
+for B holding `weights` takes the test samples k mod n_test (k = 0..B-1) into its batch
+buffer once, then `predict` calls are timed (`time_calls`); `model` computes the test
+logits of each bundle to evaluate, written as one logits bundle. There is no ONNX
+export (ONNX_UNSUPPORTED). Writes the inference document to the spec's `measurements`.
+"""
+function inference_run(model::Model, weights::AbstractDict, shards::Shards, spec::RunSpec, startup_pid::Integer)
+    inference = spec.inference
+    startup = process_age_seconds(startup_pid)
+    n_test, untimed = length(shards.y_test), Int(inference["warmup_calls"])
+    batches = map(Int.(inference["batch_sizes"])) do B
+        timed = build_model(model.config, B)
+        load_weights!(timed.params, weights)
+        gather!(timed, shards.x_test, (0:B - 1) .% n_test)
+        seconds = time_calls(() -> predict(timed, B), untimed, inference["min_calls"], inference["max_calls"],
+                             inference["min_seconds"])
+        (batch_size = B, warmup_calls = untimed, call_seconds = seconds)
+    end
+    logits = nothing
+    if !isempty(inference["evaluate"])
+        evaluated = map(inference["evaluate"]) do entry
+            load_weights!(model.params, read_initial_weights(entry["weights"], model.params.spec))
+            entry["stack"] => predict(model, shards.x_test)
+        end
+        logits = write_bundle(inference["logits"], "logits", evaluated,
+                              (stack = spec.stack, model = spec.model, dataset = spec.dataset))
+    end
+    onnx_export = inference["onnx"] === nothing ? nothing : (status = "unsupported", reason = ONNX_UNSUPPORTED)
+    write_json_atomic(spec.measurements, (check = spec.check, stack = spec.stack, model = spec.model,
+                                          dataset = spec.dataset, language_version = string(VERSION),
+                                          framework_version = framework_version(), device = "cpu",
+                                          parameter_count = parameter_count(model.params), startup_seconds = startup,
+                                          peak_rss_mb = peak_rss_mb(), batches = batches, logits = logits,
+                                          onnx_export = onnx_export))
     return nothing
 end
 

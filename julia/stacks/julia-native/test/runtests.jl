@@ -1,10 +1,12 @@
 # Tests of the julia-native stack:
 #   julia --project=julia/stacks/julia-native --startup-file=no julia/stacks/julia-native/test/runtests.jl
 # Every layer's gradient against central differences in Float64, forward passes against
-# direct definitions, whole models' gradients, training progress, and whole runs of the
-# entry point's code path. The shared library's readers and writers are tested in
-# julia/test/runtests.jl; cross-language agreement (first losses vs NumPy and PyTorch) in
-# tests/test_cross_stack.py and tests/test_julia_stack.py.
+# direct definitions, whole models' gradients, training progress, canonical weights in and
+# out, predict as the evaluation's forward pass, and whole runs of the entry point's code
+# path (training keeping its weights, inference mode on them). The shared library's
+# readers and writers are tested in julia/test/runtests.jl; cross-language agreement
+# (first losses vs NumPy and PyTorch, logits of other stacks' trained weights) in
+# tests/test_cross_stack.py, tests/test_julia_stack.py and tests/test_inference_mode.py.
 # Twins: tests/test_julia_stack.py
 
 using Test, Random
@@ -93,6 +95,28 @@ const TMP = mktempdir()
         load_weights!(lm.params, read_initial_weights(write_weights(joinpath(TMP, "weights"), spec, w), spec))
         @test lm.wx == w["lstm.kernel"] && lm.params.arrays["head.dense.bias"] == w["head.dense.bias"]
         @test lm.params.flat[1:length(lm.emb)] == vec(w["embedding.embeddings"])
+    end
+
+    @testset "canonical weights: the inverse of load_weights!" begin
+        rng = MersenneTwister(15)
+        for cfg in (ResNetConfig(depth = 8, width = 4, shortcut = "B", num_classes = 3, image_size = 8),
+                    LSTMConfig(vocab_size = 7, embedding_dim = 3, units = 4, maxlen = 5))
+            spec = model_spec(cfg)
+            # Every tensor its own numbers, BN moving statistics included.
+            w = Dict{String,Array}(p.name => randn(rng, Float32, julia_size(p)) for p in spec.params)
+            m = J.build_model(cfg, 2)
+            load_weights!(m.params, read_initial_weights(write_weights(joinpath(TMP, "canonical"), spec, w), spec))
+            out = canonical_weights(m.params)
+            @test out == w && out isa Dict{String,Array{Float32}}
+            @test all(size(out[p.name]) == julia_size(p) for p in spec.params)
+            # Copies, not the windows the optimizer writes through.
+            m.params.flat .= 0
+            @test out == w
+            # A Float64 model's weights come out as the contract's float32.
+            m64 = J.build_model(cfg, 2, Float64)
+            load_weights!(m64.params, w)
+            @test canonical_weights(m64.params) == w
+        end
     end
 
     ## Layers: forward against definitions, backward against central differences (Float64)
@@ -325,6 +349,35 @@ const TMP = mktempdir()
         @test two_epochs(lstm_adam, tokens, true) == two_epochs(lstm_adam, tokens, false)
     end
 
+    @testset "predict: the evaluation's forward pass, in inference mode" begin
+        rng = MersenneTwister(16)
+        cases = ((ResNetConfig(depth = 8, width = 4, shortcut = "A", num_classes = 3, image_size = 8),
+                  rand(rng, Float32, 3, 8, 8, 11), Int32.(rand(rng, 0:2, 11))),
+                 (LSTMConfig(vocab_size = 7, embedding_dim = 3, units = 4, maxlen = 5),
+                  Int32.(rand(rng, 0:6, 5, 11)), Int32.(rand(rng, 0:1, 11))))
+        for (cfg, x, y) in cases
+            m = J.build_model(cfg, 4)   # 11 samples: batches of 4, 4 and 3
+            load_weights!(m.params, initial_weights(model_spec(cfg), 1))
+            # BN moving statistics away from their initial 0 and 1: one training step.
+            opt = J.optimizer(Dict{String,Any}("name" => "sgd", "learning_rate" => 0.1, "momentum" => 0.9),
+                              parameter_count(m.params), Float32)
+            train_step!(m, opt, x, y, 0:3)
+            logits = predict(m, x)
+            @test logits isa Matrix{Float32} && size(logits) == (cfg.num_classes, 11)
+            # Batch by batch, the forward pass in inference mode.
+            for idx in (0:3, 4:7, 8:10)
+                gather!(m, x, y, idx)
+                @test logits[:, idx .+ 1] == predict!(m, length(idx), false)[:, 1:length(idx)]
+                @test logits[:, idx .+ 1] == predict(m, length(idx))
+            end
+            @test evaluate(m, x, y) == count(i -> argmax(logits[:, i]) == y[i] + 1, 1:11) / 11
+            # Other batch sizes, the same logits up to the GEMMs' rounding.
+            single = J.build_model(cfg, 1)
+            load_weights!(single.params, canonical_weights(m.params))
+            @test predict(single, x) ≈ logits rtol = 1e-5
+        end
+    end
+
     @testset "train_epochs: an evaluation after every epoch, outside its time" begin
         trained = Int[]
         per_epoch = J.train_epochs(epoch -> (push!(trained, epoch); 0.5 * epoch),
@@ -385,13 +438,12 @@ const TMP = mktempdir()
         L, N = 6, 40
         tokens = Int32.(rand(rng, 0:19, L, N))
         labels = Int32.(rand(rng, 0:1, N))
-        shards = write_bundle(joinpath(TMP, "run", "shards"), "shards",
-                              ["x_train" => tokens, "y_train" => labels, "x_test" => tokens[:, 1:10], "y_test" => labels[1:10]])
+        shards = write_shards(joinpath(TMP, "run", "shards"), tokens, labels, tokens[:, 1:10], labels[1:10])
         order = write_npy(joinpath(TMP, "run", "order.npy"), hcat([Int32.(randperm(rng, N) .- 1) for _ in 1:2]...))
         config = Dict{String,Any}("vocab_size" => 20, "embedding_dim" => 4, "units" => 5, "maxlen" => L, "num_classes" => 2)
         mspec = model_spec("lstm", config)
         wmanifest = write_weights(joinpath(TMP, "run", "weights"), mspec, initial_weights(mspec, 3))
-        spec = Dict{String,Any}("spec_version" => 2, "stack" => "julia-native", "model" => "lstm", "dataset" => "tiny",
+        spec = Dict{String,Any}("spec_version" => 3, "stack" => "julia-native", "model" => "lstm", "dataset" => "tiny",
             "model_config" => config,
             "training" => Dict{String,Any}("epochs" => 2, "batch_size" => 16, "optimizer" => Dict{String,Any}(
                 "name" => "adam", "learning_rate" => 0.001, "beta_1" => 0.9, "beta_2" => 0.999, "epsilon" => 1e-8)),
@@ -449,10 +501,8 @@ const TMP = mktempdir()
         function profile_spec(model, config; steps = 2)
             x, y = data[model]
             dir = joinpath(TMP, "profile", model)
-            shards = write_bundle(joinpath(dir, "shards"), "shards",
-                                  ["x_train" => x, "y_train" => y, "x_test" => collect(selectdim(x, ndims(x), 1:8)),
-                                   "y_test" => y[1:8]])
-            return Dict{String,Any}("spec_version" => 2, "stack" => "julia-native", "model" => model,
+            shards = write_shards(joinpath(dir, "shards"), x, y, collect(selectdim(x, ndims(x), 1:8)), y[1:8])
+            return Dict{String,Any}("spec_version" => 3, "stack" => "julia-native", "model" => model,
                 "dataset" => "tiny", "model_config" => config,
                 "training" => Dict{String,Any}("epochs" => 1, "batch_size" => 8, "optimizer" => optimizers[model]),
                 "shards" => shards, "order" => order, "initial_weights" => nothing, "init_seed" => 1, "threads" => 1,
@@ -509,6 +559,138 @@ const TMP = mktempdir()
 
         # check_steps 0 is no profile: a bad spec, exit code 1.
         @test run(profile_spec("lstm", lstm_config; steps = 0)) == 1
+    end
+
+    @testset "trained weights, then inference mode on them" begin
+        rng = MersenneTwister(17)
+        N, n_test = 40, 10
+        resnet = Dict{String,Any}("depth" => 8, "width" => 4, "shortcut" => "B", "num_classes" => 3,
+                                  "image_size" => 8, "channels" => 3)
+        lstm = Dict{String,Any}("vocab_size" => 20, "embedding_dim" => 4, "units" => 5, "maxlen" => 6,
+                                "num_classes" => 2)
+        data = Dict("resnet" => (rand(rng, Float32, 3, 8, 8, N + n_test), Int32.(rand(rng, 0:2, N + n_test))),
+                    "lstm" => (Int32.(rand(rng, 0:19, 6, N + n_test)), Int32.(rand(rng, 0:1, N + n_test))))
+        optimizers = Dict("resnet" => Dict{String,Any}("name" => "sgd", "learning_rate" => 0.1, "momentum" => 0.9),
+                          "lstm" => Dict{String,Any}("name" => "adam", "learning_rate" => 0.01, "beta_1" => 0.9,
+                                                     "beta_2" => 0.999, "epsilon" => 1e-8))
+        root = joinpath(TMP, "inference")
+        order = write_npy(joinpath(mkpath(root), "order.npy"), hcat([Int32.(randperm(rng, N) .- 1) for _ in 1:2]...))
+        run(spec) = J.main([write_json_atomic(joinpath(root, "spec.json"), spec)])
+        # As the launcher runs it: the entry script in a process of its own.
+        stack_dir = normpath(joinpath(@__DIR__, ".."))
+        entry(spec) = success(`$(Base.julia_cmd()) --project=$stack_dir --startup-file=no
+                               $(joinpath(stack_dir, "run_stack.jl")) $(write_json_atomic(joinpath(root, "spec.json"), spec))`)
+        for (model, config) in (("resnet", resnet), ("lstm", lstm))
+            x, y = data[model]
+            dir = joinpath(root, model)
+            mspec = model_spec(model, config)
+            shards = write_shards(joinpath(dir, "shards"), collect(selectdim(x, ndims(x), 1:N)), y[1:N],
+                                  collect(selectdim(x, ndims(x), N + 1:N + n_test)), y[N + 1:end])
+            initial = write_weights(joinpath(dir, "initial"), mspec, initial_weights(mspec, 3))
+            train = Dict{String,Any}("spec_version" => 3, "stack" => "julia-native", "model" => model,
+                "dataset" => "tiny", "model_config" => config,
+                "training" => Dict{String,Any}("epochs" => 2, "batch_size" => 8, "optimizer" => optimizers[model]),
+                "shards" => shards, "order" => order, "initial_weights" => initial, "init_seed" => 3,
+                "threads" => 1, "seed" => 1, "device" => "cpu", "measurements" => joinpath(dir, "train.json"),
+                "check" => nothing, "check_steps" => 0, "trained_weights" => joinpath(dir, "trained"),
+                "inference" => nothing)
+
+            # Training keeps its final weights: the weights bundle the contract describes.
+            @test run(train) == 0
+            measured = read_json(train["measurements"])
+            trained = joinpath(dir, "trained", "manifest.json")
+            weights = read_initial_weights(trained, mspec)
+            manifest = read_json(trained)
+            @test [e["name"] for e in manifest["arrays"]] == [p.name for p in mspec.params]
+            @test all(e -> e["dtype"] == "float32", manifest["arrays"])
+            @test manifest["meta"] == Dict{String,Any}("model" => model, "model_config" => config, "seed" => 3,
+                                                       "parameter_count" => parameter_count(mspec),
+                                                       "stack" => "julia-native", "dataset" => "tiny", "epochs" => 2,
+                                                       "trained" => true)
+            @test weights != read_initial_weights(initial, mspec)
+            # They are the trained model, BN moving statistics included: a model loading them
+            # scores the last epoch's test accuracy.
+            m = J.build_model(model_config(model, config), 8)
+            load_weights!(m.params, weights)
+            xt, yt = collect(selectdim(x, ndims(x), N + 1:N + n_test)), y[N + 1:end]
+            @test evaluate(m, xt, yt) == measured["test_accuracy_per_epoch"][end]
+            model == "resnet" && @test any(!iszero, weights["stem.bn.moving_mean"])
+            # Without `trained_weights`, none is kept.
+            @test run(merge(train, Dict{String,Any}("trained_weights" => nothing,
+                                                    "measurements" => joinpath(dir, "untrained.json")))) == 0
+            @test !isdir(joinpath(dir, "untrained"))
+
+            # Inference mode on the trained weights, through the entry script: calls timed per
+            # batch size, then the test logits of each bundle to evaluate (its own trained
+            # weights, the initial ones).
+            inference = Dict{String,Any}("batch_sizes" => [1, 3, 25], "warmup_calls" => 2, "min_calls" => 5,
+                                         "max_calls" => 40, "min_seconds" => 0.01,
+                                         "evaluate" => [Dict{String,Any}("stack" => "julia-native", "weights" => trained),
+                                                        Dict{String,Any}("stack" => "initial", "weights" => initial)],
+                                         "logits" => joinpath(dir, "logits"), "onnx" => joinpath(dir, "model.onnx"))
+            infer = merge(train, Dict{String,Any}("check" => "inference", "initial_weights" => trained,
+                                                  "trained_weights" => nothing, "inference" => inference,
+                                                  "measurements" => joinpath(dir, "inference.json")))
+            @test entry(infer)
+            out = read_json(infer["measurements"])
+            @test Set(keys(out)) == Set(["check", "stack", "model", "dataset", "language_version", "framework_version",
+                                         "device", "parameter_count", "startup_seconds", "peak_rss_mb", "batches",
+                                         "logits", "onnx_export"])
+            @test out["check"] == "inference" && out["stack"] == "julia-native" && out["model"] == model
+            @test out["dataset"] == "tiny" && out["device"] == "cpu" && out["language_version"] == string(VERSION)
+            @test startswith(out["framework_version"], "JuliaNative.jl ") && out["parameter_count"] == parameter_count(mspec)
+            @test out["startup_seconds"] > 0 && out["peak_rss_mb"] > 0
+            @test [b["batch_size"] for b in out["batches"]] == [1, 3, 25]
+            for b in out["batches"]
+                @test Set(keys(b)) == Set(["batch_size", "warmup_calls", "call_seconds"]) && b["warmup_calls"] == 2
+                calls = b["call_seconds"]
+                @test all(>(0), calls) && 5 <= length(calls) <= 40
+                @test length(calls) == 40 || sum(calls) >= 0.01
+                @test length(calls) == 5 || sum(calls[1:end - 1]) < 0.01   # no call beyond what was asked
+            end
+            @test out["onnx_export"]["status"] == "unsupported" && Set(keys(out["onnx_export"])) == Set(["status", "reason"])
+            @test occursin("ONNX.jl", out["onnx_export"]["reason"]) && occursin("registry", out["onnx_export"]["reason"])
+            @test !ispath(inference["onnx"])
+            # The logits bundle: one float32 [n_test, classes] array per stack evaluated, rows in
+            # test-split order, and the stacks' own forward passes on those weights.
+            @test out["logits"] == joinpath(dir, "logits", "manifest.json")
+            logits, lm = read_bundle(out["logits"], "logits")
+            @test [e["name"] for e in lm["arrays"]] == ["julia-native", "initial"]
+            @test lm["meta"] == Dict{String,Any}("stack" => "julia-native", "model" => model, "dataset" => "tiny")
+            @test all(e -> e["dtype"] == "float32" && e["shape"] == [n_test, config["num_classes"]], lm["arrays"])
+            @test logits["julia-native"] == predict(m, xt)
+            load_weights!(m.params, read_initial_weights(initial, mspec))
+            @test logits["initial"] == predict(m, xt)
+            @test count(i -> argmax(logits["julia-native"][:, i]) == yt[i] + 1, 1:n_test) / n_test ==
+                  measured["test_accuracy_per_epoch"][end]
+
+            # Nothing to evaluate and no ONNX path: no logits, no export.
+            quiet = merge(inference, Dict{String,Any}("evaluate" => [], "logits" => nothing, "onnx" => nothing,
+                                                      "batch_sizes" => [2]))
+            @test run(merge(infer, Dict{String,Any}("inference" => quiet))) == 0
+            out = read_json(infer["measurements"])
+            @test out["logits"] === nothing && out["onnx_export"] === nothing && length(out["batches"]) == 1
+
+            # A bundle to evaluate that is missing, fails its checksums or is another model's
+            # ends the run with exit code 1, naming the file.
+            broken = joinpath(dir, "broken")
+            cp(joinpath(dir, "trained"), broken)
+            bytes = read(joinpath(broken, "head.dense.bias.npy"))
+            bytes[end] ⊻= 0x01
+            write(joinpath(broken, "head.dense.bias.npy"), bytes)
+            other_spec = model == "resnet" ? model_spec("lstm", lstm) : model_spec("resnet", resnet)
+            other = write_weights(joinpath(dir, "other"), other_spec, initial_weights(other_spec, 1))
+            for (bad, named) in ((joinpath(dir, "nowhere", "manifest.json"), joinpath(dir, "nowhere", "manifest.json")),
+                                 (joinpath(broken, "manifest.json"), joinpath(broken, "head.dense.bias.npy")),
+                                 (other, other))
+                evaluate_bad = merge(inference, Dict{String,Any}("evaluate" => [Dict{String,Any}("stack" => "x",
+                                                                                                "weights" => bad)]))
+                path, io = mktemp()
+                code = redirect_stderr(() -> run(merge(infer, Dict{String,Any}("inference" => evaluate_bad))), io)
+                close(io)
+                @test code == 1 && occursin(named, read(path, String))
+            end
+        end
     end
 
     @testset "a Float32 training step allocates next to nothing, as precompiled" begin
