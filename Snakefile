@@ -20,6 +20,7 @@ include: "rules/envs.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/profile.smk"
+include: "rules/inference.smk"
 include: "rules/report.smk"
 
 
@@ -30,6 +31,7 @@ rule all:
     input:
         # The records too: a deleted one is made again even when the report is newer.
         ALL_RECORDS,
+        ALL_INFERENCE,
         "results/report/index.html",
         "results/report/summary.md",
         "results/summary.csv",

@@ -18,7 +18,10 @@ except ImportError as e:
 except ValueError as e:
     raise WorkflowError(f"invalid stack manifest: {e}") from None
 from dlrosetta.checksum import sha256_file
+from dlrosetta.launch import workdir_relative
+from dlrosetta.inference import NO_TRAINED_WEIGHTS, RUNTIME_ENGINES, InferenceRecord, trained_weights_dir
 from dlrosetta.profile import ProfileRecord
+from dlrosetta.runtimes import ENV as ONNX_ENV
 from dlrosetta.rerun import env_retry_reason, record_retry_reason, retry_stamp
 from dlrosetta.study import ConfigError, Run, Study
 
@@ -44,13 +47,6 @@ for name in STUDY.datasets():
 REPO = Path(workflow.basedir)
 THREAD_COUNTS = STUDY.thread_counts()
 STACK_IDS = STUDY.stacks()
-
-
-def workdir_relative(path):
-    """Relative to the working directory when inside it, so that a moved checkout keeps
-    every input path (and so reruns nothing)."""
-    path = Path(path).absolute()
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 VENVS = Path(workdir_relative(config.get("venvs_dir") or REPO / ".venvs"))
@@ -143,16 +139,30 @@ def record_path(run):
     return f"results/records/{run_id(run)}.json"
 
 
-def run_spec_json(run, measurements, check=None, check_steps=0):
-    """A run's spec as JSON, the launcher's input."""
+def trained_weights_manifest(dataset, model, stack):
+    """The trained weights inference measures: those of the stack's first training repeat
+    at the largest thread count (beside its record)."""
+    record = record_path(STUDY.trained_weights_run(dataset, model, stack))
+    return str(trained_weights_dir(record) / "manifest.json")
+
+
+def run_spec_json(run, measurements, check=None, check_steps=0, inference=None):
+    """A run's spec as JSON, the launcher's input: a training run keeps its trained
+    weights beside its record; an inference run loads the trained ones."""
     spec = STUDY.run_spec(
         run,
         f"results/shards/{run.dataset}/manifest.json",
         order_file(run.dataset, run.model),
-        weights_manifest(run.dataset, run.model) or None,
+        (
+            trained_weights_manifest(run.dataset, run.model, run.stack)
+            if check == "inference"
+            else weights_manifest(run.dataset, run.model) or None
+        ),
         measurements,
         check,
         check_steps,
+        str(trained_weights_dir(record_path(run))) if check is None else None,
+        inference,
     )
     return json.dumps(spec.to_dict(), sort_keys=True)
 
@@ -178,8 +188,33 @@ def profile_retry_stamp(wildcards):
     return retry_stamp(Path(f"{RETRY_STAMPS}/profiles/{record.relative_to('results/profiles')}.stamp"), record, reason)
 
 
+def inference_path(run, engine="native"):
+    return f"results/inference/{run.dataset}/{run.model}/{engine}/{run.stack}/repeat{run.repeat}.json"
+
+
+def inference_run(wildcards):
+    return Run(wildcards.dataset, wildcards.model, wildcards.stack, STUDY.inference_threads, int(wildcards.repeat))
+
+
+def inference_retry_stamp(wildcards):
+    """A native inference record is retried like a training record, except one skipped
+    for want of trained weights: the training record is its input, and makes it again."""
+    record = Path(inference_path(inference_run(wildcards)))
+    reason = record_retry_reason(record, get_stack(wildcards.stack), VENVS, InferenceRecord.read)
+    if reason and reason.startswith("skipped") and NO_TRAINED_WEIGHTS in InferenceRecord.read(record).reason:
+        reason = None
+    stamp = Path(f"{RETRY_STAMPS}/inference/{record.relative_to('results/inference')}.stamp")
+    return retry_stamp(stamp, record, reason)
+
+
 ALL_RECORDS = [record_path(r) for r in STUDY.runs()]
 ALL_PROFILES = [profile_path(r) for r in STUDY.profiles()]
+INFERENCE_RUNS = STUDY.inference_runs()
+ONNX_ENGINES = [e for runtime in STUDY.inference_runtimes() for e in RUNTIME_ENGINES[runtime]]
+ALL_INFERENCE = [inference_path(r) for r in INFERENCE_RUNS] + [
+    inference_path(r, engine) for r in INFERENCE_RUNS for engine in ONNX_ENGINES
+]
+NATIVE_REPEAT1 = [inference_path(r) for r in INFERENCE_RUNS if r.repeat == 1]
 
 
 # On a cluster, only training and the machine probe go to compute nodes; environment
@@ -194,5 +229,9 @@ localrules:
     initial_weights,
     aggregate,
     profiles,
+    inference_table,
+    crosseval,
     report,
-ENVS_USED = sorted({get_stack(s).env for s in STACK_IDS if get_stack(s).env})
+ENVS_USED = sorted(
+    {get_stack(s).env for s in STACK_IDS if get_stack(s).env} | ({ONNX_ENV} if STUDY.inference_runtimes() else set())
+)

@@ -66,6 +66,7 @@ rule report:
         machine="results/machine.json",
         envs=[env_manifest_path(e) for e in ENVS_USED],
         profiles=rules.profiles.output if ALL_PROFILES else [],
+        inference=[rules.inference_table.output.table, rules.crosseval.output.table] if INFERENCE_RUNS else [],
     output:
         html=report("results/report/index.html", category="Report", caption="../report/captions/index.rst"),
         markdown=report("results/report/summary.md", category="Report", caption="../report/captions/summary_md.rst"),

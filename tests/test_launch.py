@@ -169,7 +169,7 @@ def test_the_parents_death_ends_the_launcher_and_the_stack(tmp_path):
     stack's re-executed child through PR_SET_PDEATHSIG and the process group."""
     pid, late = tmp_path / "child.pid", tmp_path / "late"
     stack = SPAWNS_A_CHILD.format(pid=pid, late=late, delay=4)
-    launcher = ("import os, sys; from dlrosetta.launch import _die_with_parent, run_group; _die_with_parent(); "
+    launcher = ("import os, sys; from dlrosetta.launch import die_with_parent, run_group; die_with_parent(); "
                 f"run_group([sys.executable, '-c', {stack!r}], os.environ, sys.stderr, None)")
     parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; "
                                f"subprocess.run([sys.executable, '-c', {launcher!r}])"],

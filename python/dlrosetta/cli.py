@@ -4,6 +4,8 @@
   weights   initial-weights bundle      probe    machine description + GEMM rate
   launch    one stack run -> record     aggregate records -> summary/runs/epochs/noise tables
   profiles  profile records -> table
+  infer-onnx   ONNX runtimes on the stacks' exports -> inference records
+  inference    inference records -> inference table     crosseval  -> cross-evaluation matrix
   report    summary -> HTML + Markdown report
   status    where a running study stands: runs done/running/waiting, time left
   compare   several studies' results directories (one per machine) -> one comparison page
@@ -65,6 +67,18 @@ def main(argv=None) -> int:
     s.add_argument("records", nargs="*", type=Path)
     s.add_argument("--out", type=Path, required=True)
 
+    # `infer-onnx` has its own parser (dlrosetta.runtimes); listed here for --help.
+    sub.add_parser("infer-onnx", help="run the ONNX runtimes on the stacks' exports", add_help=False)
+
+    s = sub.add_parser("inference", help="inference records -> inference table (docs/inference.md)")
+    s.add_argument("records", nargs="*", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+
+    s = sub.add_parser("crosseval", help="native repeat-1 inference records -> cross-evaluation matrix")
+    s.add_argument("records", nargs="*", type=Path)
+    s.add_argument("--shards-json", type=_json_arg, required=True, help="data set -> its shards' manifest")
+    s.add_argument("--out", type=Path, required=True)
+
     s = sub.add_parser("report", help="tables -> HTML and Markdown report")
     s.add_argument("--tables", type=Path, required=True, help="the folder aggregate wrote its tables to")
     s.add_argument("--machine", type=Path, required=True)
@@ -72,6 +86,8 @@ def main(argv=None) -> int:
     s.add_argument("--envs", type=Path, nargs="*", default=[], help="environment manifests")
     s.add_argument("--profiles", type=Path, nargs="*", default=[],
                    help="the profiles table, when the study profiled its stacks")
+    s.add_argument("--inference", type=Path, nargs="*", default=[],
+                   help="the inference table and the cross-evaluation matrix, when the study measured inference")
     s.add_argument("--html", type=Path, required=True)
     s.add_argument("--markdown", type=Path, required=True)
     s.add_argument("--plots", type=Path, required=True, help="folder for the PNG charts")
@@ -100,6 +116,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["launch"]:
         from dlrosetta.launch import main as launch_main
         return launch_main(argv[1:])
+    if argv[:1] == ["infer-onnx"]:
+        from dlrosetta.runtimes import main as runtimes_main
+        return runtimes_main(argv[1:])
     a = p.parse_args(argv)
     if a.command == "prepare":
         from dlrosetta.data.prepare import prepare_dataset
@@ -107,6 +126,12 @@ def main(argv=None) -> int:
     elif a.command == "profiles":
         from dlrosetta.profile import write_profile_table
         write_profile_table(a.records, a.out)
+    elif a.command == "inference":
+        from dlrosetta.inference import write_inference_table
+        write_inference_table(a.records, a.out)
+    elif a.command == "crosseval":
+        from dlrosetta.inference import write_crosseval_table
+        write_crosseval_table(a.records, a.shards_json, a.out)
     elif a.command == "order":
         from dlrosetta.npy import read_manifest
         from dlrosetta.order import write_epoch_order
@@ -139,7 +164,7 @@ def main(argv=None) -> int:
     elif a.command == "report":
         from dlrosetta.report import render_report
         render_report(a.tables, a.machine, a.config_json, a.envs, a.html, a.markdown, a.plots,
-                      a.profiles[0] if a.profiles else None)
+                      a.profiles[0] if a.profiles else None, a.inference or None)
     return 0
 
 

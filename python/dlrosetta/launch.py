@@ -30,17 +30,24 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from dlrosetta.checksum import sha256_file
+from dlrosetta.inference import NATIVE, NO_TRAINED_WEIGHTS, InferenceRecord, batch_fields
 from dlrosetta.machine import cpu_model, gemm_probe
+from dlrosetta.model_spec import model_spec
+from dlrosetta.npy import BundleError
 from dlrosetta.profile import ProfileRecord, profile_fields
 from dlrosetta.record import Record, RecordError, validate_json
 from dlrosetta.registry import REPO, Stack, get_stack
 from dlrosetta.runspec import RunSpec
 from dlrosetta.threads import thread_env
 from dlrosetta.venv import MANIFEST, env_lock_sha256, python_of
+from dlrosetta.weights import read_initial_weights
 
 TAIL_LINES = 25
 KILL_GRACE_S = 5.0
 POLL_S = 0.2
+
+
+AnyRecord = Record | ProfileRecord | InferenceRecord
 
 
 class RuntimeMissing(Exception):
@@ -89,7 +96,7 @@ def runtime_missing(stack: Stack, venvs_dir: Path) -> Optional[str]:
     return None
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: SIGTERM this process when its parent (Snakemake, through `exec`) dies."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -155,11 +162,15 @@ def log_tail(log_path: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
-def _identity(spec: RunSpec, stack: Stack) -> dict[str, Any]:
+def identity(stack: Stack, model: str, dataset: str, threads: int, device: str) -> dict[str, Any]:
     """What ran, and on what: the fields every record kind holds whatever the stack did."""
     return dict(stack=stack.id, language=stack.language, framework=stack.framework, backend=stack.backend,
-                model=spec.model, dataset=spec.dataset, threads=spec.threads, device=spec.device,
+                model=model, dataset=dataset, threads=threads, device=device,
                 stack_code_sha256=stack.code_sha256(), host_cpu=cpu_model())
+
+
+def _identity(spec: RunSpec, stack: Stack) -> dict[str, Any]:
+    return identity(stack, spec.model, spec.dataset, spec.threads, spec.device)
 
 
 def _context(spec: RunSpec, stack: Stack, repeat: Optional[int]) -> dict[str, Any]:
@@ -172,13 +183,38 @@ def _profile_context(spec: RunSpec, stack: Stack) -> dict[str, Any]:
     return dict(_identity(spec, stack), batch_size=spec.batch_size)
 
 
+def _inference_context(spec: RunSpec, stack: Stack, repeat: Optional[int]) -> dict[str, Any]:
+    """The inference record's fields the launcher knows whatever the stack did."""
+    return dict(_identity(spec, stack), engine=NATIVE, repeat=repeat or 1, runtime=stack.framework)
+
+
 def status_record(spec: RunSpec, stack: Stack, status: str, reason: str,
-                  run_seconds: Optional[float] = None, repeat: Optional[int] = None) -> Record | ProfileRecord:
+                  run_seconds: Optional[float] = None, repeat: Optional[int] = None) -> AnyRecord:
     """The record of a run that measured nothing: skipped or failed, with the reason (a
-    profile record in profile mode)."""
+    profile record in profile mode, an inference record in inference mode)."""
     if spec.check == "profile":
         return ProfileRecord(status=status, reason=reason, run_seconds=run_seconds, **_profile_context(spec, stack))
+    if spec.check == "inference":
+        return InferenceRecord(status=status, reason=reason, run_seconds=run_seconds,
+                               **_inference_context(spec, stack, repeat))
     return Record(status=status, reason=reason, run_seconds=run_seconds, **_context(spec, stack, repeat))
+
+
+def checked_bundle(manifest: str, spec: RunSpec) -> Optional[str]:
+    """Why a trained-weights bundle cannot be used for the spec's model (missing,
+    failing its checksums, not fitting the model spec), or None."""
+    try:
+        read_initial_weights(manifest, model_spec(spec.model, spec.model_config))
+    except BundleError as e:
+        return str(e)
+    return None
+
+
+def workdir_relative(path: str | os.PathLike) -> str:
+    """Relative to the working directory when inside it: records name files so that a
+    moved checkout still finds them."""
+    path = Path(path).absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def train_samples_per_epoch(spec: RunSpec) -> int:
@@ -204,13 +240,50 @@ def record_from_measurements(spec: RunSpec, stack: Stack, data: Mapping[str, Any
     measured = {k: data.get(k) for k in (
         "language_version", "framework_version", "parameter_count", "train_loss_per_epoch",
         "test_accuracy_per_epoch", "startup_seconds", "peak_rss_mb", "fused_kernel", "kernel_notes")}
-    return Record(status="ok", **context, **measured, run_seconds=run_seconds,
+    trained = trained_weights_fields(spec)
+    return Record(status="ok", **context, **measured, **trained, run_seconds=run_seconds,
                   final_train_loss=data["train_loss_per_epoch"][-1],
                   test_accuracy=data["test_accuracy_per_epoch"][-1],
                   eval_seconds=data["eval_seconds_per_epoch"][-1],
                   shards_sha256=sha256_file(spec.shards),
                   initial_weights_sha256=sha256_file(spec.initial_weights) if spec.initial_weights else None,
                   **Record.timing_fields(data["epoch_seconds"], train_samples_per_epoch(spec)))
+
+
+def trained_weights_fields(spec: RunSpec) -> dict[str, Any]:
+    """The record's trained-weights fields, once the bundle the stack wrote reads back
+    against the model spec (RecordError naming it otherwise: the run is failed)."""
+    if not spec.trained_weights:
+        return {}
+    manifest = Path(spec.trained_weights) / "manifest.json"
+    if (problem := checked_bundle(str(manifest), spec)) is not None:
+        raise RecordError(f"no valid trained-weights bundle: {problem}")
+    return {"trained_weights": workdir_relative(manifest), "trained_weights_sha256": sha256_file(manifest)}
+
+
+def inference_record(spec: RunSpec, stack: Stack, data: Mapping[str, Any], run_seconds: float,
+                     repeat: Optional[int], unevaluated: Mapping[str, str]) -> InferenceRecord:
+    """The inference record from a stack's inference-mode output (docs/inference.md)."""
+    if (data.get("check"), data.get("stack"), data.get("model")) != ("inference", stack.id, spec.model):
+        raise RecordError(f"the inference output is for {data.get('stack')}/{data.get('model')} "
+                          f"(check {data.get('check')!r}), not {stack.id}/{spec.model}")
+    asked = spec.inference["batch_sizes"]
+    if [b.get("batch_size") for b in data["batches"]] != asked or not all(b["call_seconds"] for b in data["batches"]):
+        raise RecordError(f"the inference output's batches {[b.get('batch_size') for b in data['batches']]} "
+                          f"are not the batch sizes asked for, {asked}, each with timed calls")
+    export = data.get("onnx_export")
+    if export and export.get("status") == "ok":
+        onnx = Path(spec.inference["onnx"])
+        if not onnx.is_file():
+            raise RecordError(f"the stack says it exported ONNX, but {onnx} does not exist")
+        export = {**export, "path": workdir_relative(onnx), "sha256": sha256_file(onnx)}
+    return InferenceRecord(
+        status="ok", run_seconds=run_seconds, **_inference_context(spec, stack, repeat),
+        runtime_version=data.get("framework_version"), parameter_count=data.get("parameter_count"),
+        weights_sha256=sha256_file(spec.initial_weights), batches=batch_fields(data["batches"]),
+        startup_seconds=data.get("startup_seconds"), peak_rss_mb=data.get("peak_rss_mb"),
+        logits=workdir_relative(data["logits"]) if data.get("logits") else None,
+        unevaluated_weights=dict(unevaluated) or None, onnx_export=export)
 
 
 def profile_record(spec: RunSpec, stack: Stack, data: Mapping[str, Any], run_seconds: float,
@@ -223,20 +296,39 @@ def profile_record(spec: RunSpec, stack: Stack, data: Mapping[str, Any], run_sec
                          **profile_fields(data, trace_dir))
 
 
+def usable_weights(spec: RunSpec) -> tuple[RunSpec, dict[str, str]]:
+    """Inference mode: the spec with only the trained-weights bundles to evaluate that
+    read back (checksums, model fit), and why each other one was left out. Raises
+    RuntimeMissing when the stack's own trained weights are unusable."""
+    if (problem := checked_bundle(spec.initial_weights, spec)) is not None:
+        raise RuntimeMissing(f"{NO_TRAINED_WEIGHTS} of {spec.stack} to run: {problem}")
+    usable, unevaluated = [], {}
+    for entry in spec.inference["evaluate"]:
+        if (problem := checked_bundle(entry["weights"], spec)) is None:
+            usable.append(entry)
+        else:
+            unevaluated[entry["stack"]] = f"trained weights unusable: {problem}"
+    return dataclasses.replace(spec, inference={**spec.inference, "evaluate": usable}), unevaluated
+
+
 def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
            venvs_dir: Optional[Path] = None, timeout_s: Optional[float] = None,
-           stack: Optional[Stack] = None, repeat: Optional[int] = None) -> Record:
+           stack: Optional[Stack] = None, repeat: Optional[int] = None) -> AnyRecord:
     """Run the stack named in the spec (or the one given) and write the final record to
     record_path; work_dir receives the stack's run spec; `repeat` is the run's 1-based
-    repeat. In profile mode (spec.check == "profile") the record is a profile record.
-    Raises Interrupted, writing nothing, when stopped from outside."""
+    repeat. In profile mode (spec.check == "profile") the record is a profile record, in
+    inference mode an inference record. Raises Interrupted, writing nothing, when
+    stopped from outside."""
     stack = stack or get_stack(spec.stack)
     venvs_dir = venvs_dir or default_venvs_dir()
     measurements = Path(spec.measurements)
     measurements.parent.mkdir(parents=True, exist_ok=True)
     measurements.unlink(missing_ok=True)
+    unevaluated: dict[str, str] = {}
     try:
         command, extra_env = resolve_command(stack, venvs_dir)
+        if spec.check == "inference":
+            spec, unevaluated = usable_weights(spec)
     except RuntimeMissing as e:
         record = status_record(spec, stack, "skipped", str(e), repeat=repeat)
     else:
@@ -246,13 +338,15 @@ def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a") as log:
             print(f"$ {' '.join(command)} {spec_path}", file=log, flush=True)
-            probe = spec.check != "profile"  # a profile's figures are shares, not rates
+            # Training only: the noise detector compares training rates; a profile's
+            # figures are shares, and inference runs are short and repeated.
+            probe = spec.check is None
             gemm_before = gemm_probe(spec.threads) if probe else None
             start = time.perf_counter()
             rc = run_group([*command, str(spec_path)], env, log, timeout_s)
             seconds = time.perf_counter() - start
             gemm_after = gemm_probe(spec.threads) if probe else None
-        record = _finish(spec, stack, rc, seconds, measurements, log_path, timeout_s, repeat)
+        record = _finish(spec, stack, rc, seconds, measurements, log_path, timeout_s, repeat, unevaluated)
         if probe:
             record = record.replace(gemm_float32_gflops_before=gemm_before, gemm_float32_gflops_after=gemm_after)
     if isinstance(record, Record):
@@ -263,7 +357,8 @@ def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
     return record
 
 
-def _finish(spec, stack, rc, seconds, measurements: Path, log_path: Path, timeout_s, repeat) -> Record | ProfileRecord:
+def _finish(spec, stack, rc, seconds, measurements: Path, log_path: Path, timeout_s, repeat,
+            unevaluated: Mapping[str, str]) -> AnyRecord:
     if rc is None:
         return status_record(spec, stack, "failed", f"timed out after {timeout_s:.0f} s; log tail:\n"
                              f"{log_tail(log_path)}", seconds, repeat)
@@ -274,12 +369,16 @@ def _finish(spec, stack, rc, seconds, measurements: Path, log_path: Path, timeou
         data = json.loads(measurements.read_text())
         if spec.check == "profile":
             return profile_record(spec, stack, data, seconds, measurements.parent)
+        if spec.check == "inference" and data.get("status") != "skipped":
+            return inference_record(spec, stack, data, seconds, repeat, unevaluated)
+        if spec.check == "inference":
+            return status_record(spec, stack, "skipped", data["reason"], seconds, repeat)
         return record_from_measurements(spec, stack, data, seconds, repeat)
     except FileNotFoundError:
         return status_record(spec, stack, "failed", f"the stack exited 0 without writing its measurements "
                              f"{measurements}; log tail:\n{log_tail(log_path)}", seconds, repeat)
     except (json.JSONDecodeError, RecordError) as e:
-        kind = "profile output" if spec.check == "profile" else "measurements"
+        kind = {"profile": "profile output", "inference": "inference output"}.get(spec.check, "measurements")
         return status_record(spec, stack, "failed", f"the stack wrote invalid {kind}: {e}", seconds, repeat)
 
 
@@ -287,9 +386,13 @@ def resolved(spec: RunSpec) -> RunSpec:
     """The spec with absolute paths, so the stack can run from any directory."""
     def absolute(path):
         return str(Path(path).resolve()) if path else path
+    inference = spec.inference and {
+        **spec.inference, "logits": absolute(spec.inference["logits"]), "onnx": absolute(spec.inference["onnx"]),
+        "evaluate": [{**e, "weights": absolute(e["weights"])} for e in spec.inference["evaluate"]]}
     return dataclasses.replace(spec, shards=absolute(spec.shards), order=absolute(spec.order),
                                initial_weights=absolute(spec.initial_weights),
-                               measurements=absolute(spec.measurements))
+                               measurements=absolute(spec.measurements),
+                               trained_weights=absolute(spec.trained_weights), inference=inference)
 
 
 def launch_from_json(spec_json: str, record: Path, log: Path, venvs: Optional[Path] = None,
@@ -315,7 +418,7 @@ def main(argv=None) -> int:
     p.add_argument("--timeout-minutes", type=float, default=None)
     p.add_argument("--repeat", type=int, default=None, help="1-based repeat of this run, for the record")
     a = p.parse_args(argv)
-    _die_with_parent()
+    die_with_parent()
     try:
         launch_from_json(a.spec_json, a.record, a.log, a.venvs, a.timeout_minutes, a.repeat)
     except Interrupted as e:

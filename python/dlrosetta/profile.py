@@ -25,15 +25,14 @@ import gzip
 import json
 import os
 import re
-import socket
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from dlrosetta.measurements import write_json_atomic
 from dlrosetta.profiler import complete_events
-from dlrosetta.record import RecordError, check_status, utc_now, validate_json
+from dlrosetta.record import RecordError, RunIdentity, check_status, validate_json
 
 PROFILE_SCHEMA_VERSION = "1.0.0"
 OVERHEAD = "overhead"
@@ -157,21 +156,11 @@ def top_ops(events: Iterable[Mapping[str, Any]], steps: int, n: int = TOP_OPS) -
     return [{"name": name, "category": c, "seconds_per_step": t / steps} for (name, c), t in ranked]
 
 
-@dataclass(frozen=True)
-class ProfileRecord:
+@dataclass(frozen=True, kw_only=True)
+class ProfileRecord(RunIdentity):
     """One stack's profiled block for one (data set, model, threads); per-step seconds
     by category sum to `profiled_step_seconds`."""
-    status: str
-    stack: str
-    language: str
-    framework: str
-    backend: Optional[str]
-    model: str
-    dataset: str
-    threads: int
-    device: str
     batch_size: int
-    reason: Optional[str] = None
     profiler: Optional[str] = None
     framework_version: Optional[str] = None
     steps: Optional[int] = None
@@ -181,20 +170,12 @@ class ProfileRecord:
     top_ops: Optional[tuple[Mapping[str, Any], ...]] = None
     trace: Optional[str] = None
     trace_events: Optional[int] = None
-    run_seconds: Optional[float] = None
-    stack_code_sha256: Optional[str] = None
-    host_cpu: Optional[str] = None
-    host: str = field(default_factory=socket.gethostname)
-    created_at: str = field(default_factory=utc_now)
     schema_version: str = PROFILE_SCHEMA_VERSION
 
     def __post_init__(self):
         check_status(self.status, self.reason, "profile record")
         if self.top_ops is not None and not isinstance(self.top_ops, tuple):
             object.__setattr__(self, "top_ops", tuple(self.top_ops))
-
-    def replace(self, **changes) -> "ProfileRecord":
-        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

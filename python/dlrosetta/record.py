@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional
 
 from dlrosetta.measurements import write_json_atomic
 
-SCHEMA_VERSION = "2.2.0"
+SCHEMA_VERSION = "2.3.0"
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 STATUSES = ("ok", "skipped", "failed")
 #: Per-epoch fields, tuples in Python, lists in JSON.
@@ -48,8 +48,10 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
-class Record:
+@dataclass(frozen=True, kw_only=True)
+class RunIdentity:
+    """What ran, on what and how it ended: the fields every record kind holds (training,
+    profile and inference records, each with its own schema and version)."""
     status: str
     stack: str
     language: str
@@ -57,11 +59,23 @@ class Record:
     backend: Optional[str]
     model: str
     dataset: str
-    hyperparameters: Mapping[str, Any]
     threads: int
-    seed: int
     device: str
     reason: Optional[str] = None
+    run_seconds: Optional[float] = None
+    stack_code_sha256: Optional[str] = None
+    host_cpu: Optional[str] = None
+    host: str = field(default_factory=socket.gethostname)
+    created_at: str = field(default_factory=utc_now)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record(RunIdentity):
+    hyperparameters: Mapping[str, Any]
+    seed: int
     language_version: Optional[str] = None
     framework_version: Optional[str] = None
     shards_sha256: Optional[str] = None
@@ -81,15 +95,12 @@ class Record:
     peak_rss_mb: Optional[float] = None
     fused_kernel: Optional[bool] = None
     kernel_notes: Optional[str] = None
-    run_seconds: Optional[float] = None
-    stack_code_sha256: Optional[str] = None
-    host_cpu: Optional[str] = None
     repeat: Optional[int] = None
     gemm_float32_gflops_before: Optional[float] = None
     gemm_float32_gflops_after: Optional[float] = None
     env_lock_sha256: Optional[str] = None
-    host: str = field(default_factory=socket.gethostname)
-    created_at: str = field(default_factory=utc_now)
+    trained_weights: Optional[str] = None
+    trained_weights_sha256: Optional[str] = None
     schema_version: str = SCHEMA_VERSION
 
     def __post_init__(self):
@@ -117,9 +128,6 @@ class Record:
             if d[name] is not None:
                 d[name] = list(d[name])
         return d
-
-    def replace(self, **changes) -> "Record":
-        return dataclasses.replace(self, **changes)
 
     def write(self, path: str | os.PathLike) -> None:
         write_json_atomic(path, self.to_dict())

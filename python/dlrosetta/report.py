@@ -14,12 +14,14 @@ from typing import Iterable
 
 import jinja2
 import matplotlib
+import matplotlib.patches
 import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dlrosetta.inference import AGREEMENT_TOLERANCE  # noqa: E402
 from dlrosetta.registry import REPO, STACKS  # noqa: E402
 from dlrosetta.statistics import DRIFT_LIMIT, NOISY_CV  # noqa: E402
 
@@ -212,6 +214,101 @@ def profile_chart(cases: list[dict]) -> bytes:
     return _png(fig)
 
 
+def _nan_none(records: list[dict]) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in records]
+
+
+def inference_cases(inference: pd.DataFrame, title) -> list[dict]:
+    """Per (data set, model) and batch size: every engine x stack row, fastest median
+    call first, its time over the fastest's, ties (overlapping intervals) marked; the
+    rows that did not measure apart."""
+    cases = []
+    for (dataset, model), g in inference.groupby(["dataset", "model"], sort=True):
+        ok = g[g.status == "ok"]
+        batches = []
+        for batch_size, b in ok.groupby("batch_size", sort=True):
+            rows = _nan_none(b.sort_values("latency_ms_median").to_dict("records"))
+            fastest = rows[0]
+            for r in rows:
+                r["vs_fastest"] = r["latency_ms_median"] / fastest["latency_ms_median"]
+                r["tie"] = r is not fastest and r["latency_ms_ci_low"] <= fastest["latency_ms_ci_high"]
+            batches.append({"batch_size": int(batch_size), "rows": rows, "fastest": fastest})
+        cases.append({"dataset": dataset, "model": model, "title": title(dataset, model, int(g.threads.iloc[0]), None),
+                      "batches": batches, "problems": _nan_none(g[g.status != "ok"].to_dict("records"))})
+    return cases
+
+
+ENGINE_COLORS = {"native": "#4e79a7", "onnxruntime": "#f28e2b", "openvino": "#59a14f", "openvino-bf16": "#8cd17d"}
+
+
+def inference_chart(cases: list[dict]) -> bytes:
+    """Median call with its 95 % interval per engine and stack, one panel per (case,
+    batch size): batch 1 is latency, the largest batch throughput."""
+    panels = [(c, b) for c in cases for b in c["batches"]]
+    cols = max(len(c["batches"]) for c in cases)
+    height = 0.3 * max(len(b["rows"]) for _, b in panels) + 1.6
+    fig, axes = plt.subplots(len(cases), cols, figsize=(6.2 * cols, height * len(cases)), squeeze=False)
+    for i, case in enumerate(cases):
+        for j, batch in enumerate(case["batches"]):
+            ax, rows = axes[i][j], batch["rows"][::-1]
+            med = [r["latency_ms_median"] for r in rows]
+            err = [[m - r["latency_ms_ci_low"] for m, r in zip(med, rows)],
+                   [r["latency_ms_ci_high"] - m for m, r in zip(med, rows)]]
+            ax.barh(range(len(rows)), med, xerr=err, color=[ENGINE_COLORS[r["engine"]] for r in rows], capsize=2)
+            ax.set_yticks(range(len(rows)), [f"{r['stack']} · {r['engine']}" for r in rows], fontsize=7)
+            ax.set_xscale("log")
+            ax.set_title(f"{case['title']}, batch {batch['batch_size']}", fontsize=9)
+            ax.set_xlabel("median ms per call, 95 % interval (log scale; lower is better)")
+        for j in range(len(case["batches"]), cols):
+            axes[i][j].axis("off")
+    handles = [matplotlib.patches.Patch(color=c, label=e) for e, c in ENGINE_COLORS.items()]
+    fig.legend(handles=handles, loc="upper right", fontsize=8, ncol=4)
+    fig.suptitle("Inference: time per call of the trained models (docs/inference.md)", fontsize=11)
+    return _png(fig)
+
+
+def crosseval_cases(crosseval: pd.DataFrame, title, threads) -> list[dict]:
+    """Per (data set, model): the trained-by x evaluated-by matrices of agreement and
+    accuracy, the lowest off-diagonal agreement and the cells below the tolerance or
+    not computed."""
+    cases = []
+    for (dataset, model), g in crosseval.groupby(["dataset", "model"], sort=True):
+        stacks = sorted(set(g.trained_by) | set(g.evaluated_by))
+        cells = {(r["trained_by"], r["evaluated_by"]): r for r in _nan_none(g.to_dict("records"))}
+        off = [r for (t, e), r in cells.items() if t != e and r["status"] == "ok" and r["agreement"] is not None]
+        cases.append({"dataset": dataset, "model": model, "title": title(dataset, model, threads, None),
+                      "stacks": stacks, "cells": cells,
+                      "lowest": min(off, key=lambda r: r["agreement"]) if off else None,
+                      "max_rel_logit_diff": max((r["max_rel_logit_diff"] for r in off), default=None),
+                      "below": [r for r in off if r["agreement"] < AGREEMENT_TOLERANCE],
+                      "missing": [r for r in cells.values() if r["status"] != "ok"]})
+    return cases
+
+
+def crosseval_chart(cases: list[dict]) -> bytes:
+    """Heat maps of the agreement of each (trained by, evaluated by) cell with the
+    training stack's own predictions."""
+    fig, axes = _panels(len(cases), 0.42 * max(len(c["stacks"]) for c in cases) + 2.4)
+    for ax, case in zip(axes, cases):
+        n = len(case["stacks"])
+        grid = [[(case["cells"].get((t, e)) or {}).get("agreement") for e in case["stacks"]] for t in case["stacks"]]
+        values = [[math.nan if v is None else 100 * v for v in row] for row in grid]
+        image = ax.imshow(values, cmap="viridis", vmin=100 * AGREEMENT_TOLERANCE - 0.5, vmax=100)
+        for i in range(n):
+            for j in range(n):
+                v = values[i][j]
+                ax.text(j, i, "–" if math.isnan(v) else f"{v:.1f}", ha="center", va="center", fontsize=7,
+                        color="white" if not math.isnan(v) and v < 99.75 else "black")
+        ax.set_xticks(range(n), case["stacks"], rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(n), case["stacks"], fontsize=7)
+        ax.set_xlabel("evaluated by")
+        ax.set_ylabel("trained by")
+        ax.set_title(case["title"], fontsize=9)
+        fig.colorbar(image, ax=ax, shrink=0.8, label="% of test predictions agreeing")
+    fig.suptitle("Cross-evaluation: each stack's trained weights in every stack (docs/inference.md)", fontsize=11)
+    return _png(fig)
+
+
 def headline_sentences(rows: list[dict]) -> list[str]:
     """What a user came for, from one (data set, model, threads, hardware) case's ranked rows:
     the fastest stack and its ties, each other language's fastest stack against the
@@ -320,7 +417,10 @@ def scaling_cases(summary: pd.DataFrame, title) -> list[dict]:
 
 
 def render_report(tables: Path, machine_json: Path, config: dict, env_manifests: Iterable[Path],
-                  html_path: Path, markdown_path: Path, plots_dir: Path, profiles_csv: Path | None = None) -> None:
+                  html_path: Path, markdown_path: Path, plots_dir: Path, profiles_csv: Path | None = None,
+                  inference_csvs: tuple[Path, Path] | None = None) -> None:
+    """`inference_csvs`: the inference table and the cross-evaluation matrix, when the
+    study measured inference."""
     summary, runs = _read(tables / "summary.csv"), _read(tables / "runs.csv")
     epochs, noise = pd.read_csv(tables / "epochs.csv"), _read(tables / "noise.csv")
     machine = json.loads(Path(machine_json).read_text())
@@ -371,6 +471,17 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
     profiled = profile_cases(_read(profiles_csv), summary, title) if profiles_csv else []
     if any(c["rows"] for c in profiled):
         add("profile", "Where a step's time goes", profile_chart(profiled))
+    inference_threads = None
+    inferred, crossed = [], []
+    if inference_csvs:
+        inference, crosseval = _read(inference_csvs[0]), _read(inference_csvs[1])
+        inference_threads = int(inference.threads.max()) if len(inference) else None
+        inferred = inference_cases(inference, title) if len(inference) else []
+        crossed = crosseval_cases(crosseval, title, inference_threads) if len(crosseval) else []
+    if crossed:
+        add("crosseval", "Cross-evaluation agreement", crosseval_chart(crossed))
+    if any(c["batches"] for c in inferred):
+        add("inference", "Inference time per call", inference_chart([c for c in inferred if c["batches"]]))
     belongs = runs.belongs.astype(bool)
     problems = [{**r, "retry": retry_command(r, main_threads or 1)}
                 for r in runs[belongs & (runs.status != "ok")].to_dict("records")]
@@ -390,7 +501,8 @@ def render_report(tables: Path, machine_json: Path, config: dict, env_manifests:
                "envs": _environments(env_manifests), "noisy_cv": NOISY_CV, "drift_limit": DRIFT_LIMIT,
                "counts": runs[belongs].status.value_counts().to_dict(), "groups": len(summary),
                "hardware_kinds": kinds, "profiles": profiled, "profile_categories": list(PROFILE_COLORS),
-               "ceilings": ceilings, "gap": GAP,
+               "ceilings": ceilings, "gap": GAP, "inference": inferred, "crosseval": crossed,
+               "agreement_tolerance": AGREEMENT_TOLERANCE, "inference_config": config.get("inference", {}),
                "repeats": config.get("repeats")}
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(env.get_template("index.html.j2").render(**context))

@@ -21,6 +21,8 @@ DATASET_KINDS = {"cifar10": ("image", 10), "synthetic-cifar": ("image", 10),
 #: Training-set sizes of the official archives, when train_samples does not cut them.
 FULL_TRAIN_SAMPLES = {"cifar10": 50_000, "imdb": 25_000}
 MODEL_MODALITY = {RESNET: "image", LSTM: "text"}
+INFERENCE_DEFAULTS = {"enabled": False, "batch_sizes": [1, 256], "runtimes": ["onnxruntime", "openvino"],
+                      "repeats": 3, "warmup_calls": 5, "min_calls": 100, "max_calls": 2000, "min_seconds": 0.5}
 
 
 class ConfigError(ValueError):
@@ -81,6 +83,10 @@ class Study:
                 if stack not in STACKS:
                     raise ConfigError(f"stacks[{i}]: unknown stack {stack!r} (no stack.yaml declares it); "
                                       f"known: {', '.join(STACKS)}")
+        i = self.inference
+        if i["min_calls"] > i["max_calls"]:
+            raise ConfigError(f"inference.min_calls ({i['min_calls']}) is larger than inference.max_calls "
+                              f"({i['max_calls']})")
         for name, d in c["datasets"].items():
             if d["kind"] in ("cifar10", "imdb") and not d.get("archive"):
                 raise ConfigError(f"datasets.{name}.archive: a {d['kind']} data set needs the path "
@@ -120,6 +126,38 @@ class Study:
         threads = max(self.thread_counts())
         return [Run(e["dataset"], e["model"], s, threads) for e in self.config["study"] for s in self.stacks()]
 
+    # -- inference (docs/inference.md) ---------------------------------------------------
+    @property
+    def inference(self) -> dict[str, Any]:
+        """The config's `inference` section with its defaults (config/config.yaml)."""
+        return {**INFERENCE_DEFAULTS, **self.config.get("inference", {})}
+
+    @property
+    def inference_threads(self) -> int:
+        return max(self.thread_counts())
+
+    def inference_settings(self) -> dict[str, Any]:
+        """What every inference process times: batch sizes and call counts."""
+        i = self.inference
+        return {k: i[k] for k in ("batch_sizes", "warmup_calls", "min_calls", "max_calls", "min_seconds")}
+
+    def inference_runtimes(self) -> list[str]:
+        return list(self.inference["runtimes"]) if self.inference["enabled"] else []
+
+    def inference_runs(self) -> list[Run]:
+        """Native inference processes, none unless `inference.enabled`: every (data set,
+        model, stack), `inference.repeats` times round by round, at the study's largest
+        thread count, with the trained weights of its first training repeat there."""
+        if not self.inference["enabled"]:
+            return []
+        return [Run(e["dataset"], e["model"], s, self.inference_threads, r)
+                for r in range(1, int(self.inference["repeats"]) + 1)
+                for e in self.config["study"] for s in self.stacks()]
+
+    def trained_weights_run(self, dataset: str, model: str, stack: str) -> Run:
+        """The training run whose weights inference measures and cross-evaluates."""
+        return Run(dataset, model, stack, self.inference_threads, 1)
+
     def target_accuracy(self, dataset: str) -> float | None:
         return self.config["datasets"][dataset].get("target_accuracy")
 
@@ -158,10 +196,12 @@ class Study:
 
     def run_spec(self, run: Run, shards: str, order: str,
                  weights: str | None, measurements: str, check: str | None = None,
-                 check_steps: int = 0) -> RunSpec:
+                 check_steps: int = 0, trained_weights: str | None = None,
+                 inference: Mapping[str, Any] | None = None) -> RunSpec:
         """Paths are kept as given (relative to the working directory, so rule params
         stay valid when the checkout moves); the launcher makes them absolute."""
         return RunSpec(**self.run_parameters(run), shards=str(shards), order=str(order),
                        initial_weights=str(weights) if weights else None,
                        measurements=str(measurements),
-                       check=check, check_steps=check_steps)
+                       check=check, check_steps=check_steps, trained_weights=trained_weights,
+                       inference=inference)

@@ -1,13 +1,15 @@
 # NumPy .npy files and npy bundles (docs/shards.md). A file is format 1.0, little-endian
 # float32 / int32, C order: the only kind dlrosetta's bundles hold, so base R's readBin
-# suffices. A bundle is a folder of .npy files with a manifest.json giving each file's
-# sha256, shape and dtype; every file is checked against it, and any mismatch stops
-# with a message naming the file.
+# and writeBin suffice; the writer writes the bytes NumPy's np.save writes. A bundle is a
+# folder of .npy files with a manifest.json giving each file's sha256, shape and dtype
+# (data shards, weights and logits are all bundles); every file is checked against it,
+# and any mismatch stops with a message naming the file.
 #
 # Twins: python/dlrosetta/npy.py, julia/src/npy.jl
 
 NPY_MAGIC <- as.raw(c(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59))  # "\x93NUMPY"
 NPY_DTYPES <- c("<f4" = "float32", "<i4" = "int32")
+NPY_GROWTH_DIGITS <- 21L  # NumPy's header room for the first axis to grow in place
 
 # The header's dict, e.g. {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }.
 parse_npy_header <- function(header, path) {
@@ -62,6 +64,31 @@ read_npy <- function(path) {
   aperm(data)
 }
 
+#' Write an R vector or array (double as float32, integer as int32) as a .npy file of its
+#' shape, the bytes np.save writes: the header padded with NumPy's room for the first
+#' axis to grow, then to a multiple of 64 bytes, ending in a newline; the data row-major
+#' (last axis fastest), so read_npy, and NumPy, read the same x[i, j, ...] back.
+#' @export
+write_npy <- function(path, x) {
+  if (!typeof(x) %in% c("double", "integer")) {
+    stop(sprintf("%s: an R %s cannot be written; npy files hold only float32 (double) and int32 (integer)",
+                 path, typeof(x)), call. = FALSE)
+  }
+  shape <- as.numeric(npy_shape(x))
+  dims <- if (length(shape) == 1) sprintf("%.0f,", shape) else paste(sprintf("%.0f", shape), collapse = ", ")
+  header <- sprintf("{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
+                    names(NPY_DTYPES)[NPY_DTYPES == npy_dtype(x)], dims)
+  header <- paste0(header, strrep(" ", NPY_GROWTH_DIGITS - nchar(sprintf("%.0f", shape[1]))))
+  header <- paste0(header, strrep(" ", 64L - (10L + nchar(header) + 1L) %% 64L), "\n")
+  con <- file(path, "wb")
+  on.exit(close(con))
+  writeBin(c(NPY_MAGIC, as.raw(c(1, 0))), con)
+  writeBin(nchar(header), con, size = 2L, endian = "little")
+  writeBin(charToRaw(header), con)
+  writeBin(as.vector(if (length(shape) > 1) aperm(x) else x), con, size = 4L, endian = "little")
+  invisible(path)
+}
+
 # The shape of an array read by read_npy (a vector is 1-D) and its dtype name.
 npy_shape <- function(x) if (is.null(dim(x))) length(x) else dim(x)
 npy_dtype <- function(x) c(double = "float32", integer = "int32")[[typeof(x)]]
@@ -83,6 +110,26 @@ sha256_file <- function(path) {
     stop(sprintf("sha256sum failed on %s: %s", path, paste(out, collapse = " ")), call. = FALSE)
   }
   digest
+}
+
+#' Write a bundle of kind `kind` ("shards", "weights", "logits") in `directory`: each
+#' array of the named list `arrays` (see write_npy) to <name>.npy, in the list's order,
+#' then the manifest with `meta`, last and atomically; an old manifest is removed first,
+#' so a manifest always describes complete files. Returns the manifest's path.
+#' @export
+write_bundle <- function(directory, kind, arrays, meta) {
+  dir.create(directory, recursive = TRUE, showWarnings = FALSE)
+  manifest <- file.path(directory, "manifest.json")
+  unlink(manifest)
+  entries <- lapply(names(arrays), function(name) {
+    x <- arrays[[name]]
+    path <- write_npy(file.path(directory, paste0(name, ".npy")), x)
+    list(name = name, file = basename(path), dtype = npy_dtype(x), shape = I(npy_shape(x)),
+         sha256 = sha256_file(path))
+  })
+  if (!length(meta)) meta <- structure(list(), names = character())  # {} rather than []
+  write_json_atomic(manifest, list(format = paste0("dlrosetta.", kind), format_version = BUNDLE_FORMAT_VERSION,
+                                   arrays = entries, meta = meta))
 }
 
 #' Read and check a bundle's manifest.json; kind is "shards", "weights" or NULL (any).

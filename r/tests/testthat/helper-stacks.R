@@ -6,10 +6,11 @@
 # Twins: tests/stackcheck.py
 
 # A tiny token data set, its shards, weights drawn by the R scheme, an epoch order and a
-# run spec (check mode when check_steps > 0, unless `check` says otherwise); returns
-# list(spec = path, dir, weights, shards (R arrays), order).
+# run spec (check mode when check_steps > 0, unless `check` says otherwise; inference
+# mode with `inference`); returns list(spec = path, dir, weights, shards (R arrays), order).
 write_lstm_run <- function(dir, epochs = 2L, check_steps = 0L, batch_size = 4L, n = 18L, stack = STACK_ID,
-                           check = if (check_steps > 0) "step_losses") {
+                           check = if (!is.null(inference)) "inference" else if (check_steps > 0) "step_losses",
+                           trained_weights = NULL, inference = NULL) {
   dir.create(dir, recursive = TRUE)
   set.seed(7)
   tokens <- function(k) matrix(sample.int(TINY_LSTM$vocab_size, k * TINY_LSTM$maxlen, replace = TRUE) - 1L, k)
@@ -19,7 +20,7 @@ write_lstm_run <- function(dir, epochs = 2L, check_steps = 0L, batch_size = 4L, 
   order <- t(replicate(epochs, sample.int(n) - 1L))
   write_npy_fixture(file.path(dir, "order.npy"), order)
   spec <- list(
-    spec_version = 2L, stack = stack, model = "lstm", dataset = "tiny-imdb", model_config = TINY_LSTM,
+    spec_version = 3L, stack = stack, model = "lstm", dataset = "tiny-imdb", model_config = TINY_LSTM,
     training = list(epochs = epochs, batch_size = batch_size,
                     optimizer = list(name = "adam", learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-8)),
     shards = write_bundle_fixture(file.path(dir, "shards"), "shards", shards,
@@ -27,7 +28,7 @@ write_lstm_run <- function(dir, epochs = 2L, check_steps = 0L, batch_size = 4L, 
     order = file.path(dir, "order.npy"),
     initial_weights = write_bundle_fixture(file.path(dir, "weights"), "weights", weights, list(model = "lstm")),
     init_seed = 42L, threads = 1L, seed = 42L, device = "cpu", measurements = file.path(dir, "measurements.json"),
-    check = check, check_steps = check_steps)
+    check = check, check_steps = check_steps, trained_weights = trained_weights, inference = inference)
   write_json_atomic(file.path(dir, "spec.json"), spec)
   list(spec = file.path(dir, "spec.json"), dir = dir, weights = weights, shards = shards, order = order)
 }
@@ -63,11 +64,15 @@ cross_entropy <- function(logits, labels) {
 
 # The entry point's contract, for the stack whose helper sourced this file, on the tiny
 # LSTM run: check mode's first loss is the R reference's; a training run writes ok raw
-# measurements (`framework_version()`, `fused_kernel`, notes matching `kernel_notes`);
-# profile mode writes the profile and a trace of the framework's ops; without a usable
-# Python it writes skipped measurements; a bad spec writes nothing.
-# `skip_without_framework` skips a test where the framework cannot be reached.
-test_entry_point_contract <- function(skip_without_framework, framework_version, fused_kernel, kernel_notes) {
+# measurements (`framework_version()`, `fused_kernel`, notes matching `kernel_notes`)
+# and keeps its trained weights; profile mode writes the profile and a trace of the
+# framework's ops; inference mode times, gives the R reference's logits of every bundle
+# it evaluates and exports ONNX (its exporter matching `onnx_exporter`) that passes
+# onnx's checker; without a usable Python it writes skipped measurements, in every mode;
+# a bad spec writes nothing. `skip_without_framework` skips a test where the framework
+# cannot be reached.
+test_entry_point_contract <- function(skip_without_framework, framework_version, fused_kernel, kernel_notes,
+                                      onnx_exporter) {
   test_that("check mode's first loss is the reference forward pass on the order's first batch", {
     skip_without_framework()
     run <- write_lstm_run(tempfile("check"), epochs = 1L, check_steps = 3L)
@@ -111,6 +116,68 @@ test_entry_point_contract <- function(skip_without_framework, framework_version,
     expect_match(m$kernel_notes, kernel_notes, fixed = TRUE)
   })
 
+  test_that("a training run that names trained_weights keeps its final weights as a canonical bundle", {
+    skip_without_framework()
+    dir <- tempfile("trained")
+    run <- write_lstm_run(file.path(dir, "run"), epochs = 2L, trained_weights = file.path(dir, "trained"))
+    expect_identical(run_entry_point(run$spec), 0L)
+    expect_identical(jsonlite::fromJSON(file.path(run$dir, "measurements.json"))$status, "ok")
+    spec <- model_spec("lstm", TINY_LSTM)
+    manifest <- file.path(dir, "trained", "manifest.json")
+    trained <- read_initial_weights(manifest, spec)  # checksums, names and shapes
+    expect_identical(names(trained), param_names(spec))
+    expect_identical(read_bundle(manifest, "weights")$manifest$meta, list(
+      model = "lstm", model_config = TINY_LSTM, seed = 42L, parameter_count = as.integer(parameter_count(spec)),
+      stack = STACK_ID, dataset = "tiny-imdb", epochs = 2L, trained = TRUE))
+    same <- vapply(names(trained), function(n) isTRUE(all.equal(as.vector(trained[[n]]), as.vector(run$weights[[n]]))),
+                   TRUE)
+    expect_false(any(same))  # every tensor of the LSTM is trained
+  })
+
+  test_that("inference mode times its calls, gives the reference logits of every bundle, exports ONNX", {
+    skip_without_framework()
+    dir <- tempfile("inference")
+    trained <- write_lstm_run(file.path(dir, "train"), epochs = 1L, trained_weights = file.path(dir, "trained"))
+    expect_identical(run_entry_point(trained$spec), 0L)
+    bundles <- list(list(stack = STACK_ID, weights = file.path(dir, "trained", "manifest.json")),
+                    list(stack = "initial", weights = file.path(dir, "train", "weights", "manifest.json")))
+    run <- write_lstm_run(file.path(dir, "infer"), epochs = 1L, inference = list(
+      batch_sizes = c(1L, 8L), warmup_calls = 1L, min_calls = 2L, max_calls = 3L, min_seconds = 0,
+      evaluate = bundles, logits = file.path(dir, "logits"), onnx = file.path(dir, "onnx", "model.onnx")))
+    spec <- jsonlite::fromJSON(run$spec, simplifyVector = FALSE)
+    spec$initial_weights <- bundles[[1]]$weights  # its own trained weights
+    write_json_atomic(run$spec, spec)
+    expect_identical(run_entry_point(run$spec), 0L)
+    out <- jsonlite::fromJSON(file.path(run$dir, "measurements.json"), simplifyVector = FALSE)
+    expect_named(out, c("check", "stack", "model", "dataset", "language_version", "framework_version", "device",
+                        "parameter_count", "startup_seconds", "peak_rss_mb", "batches", "logits", "onnx_export"))
+    expect_identical(out[c("check", "stack", "model", "framework_version", "device", "parameter_count")],
+                     list(check = "inference", stack = STACK_ID, model = "lstm", framework_version = framework_version(),
+                          device = "cpu", parameter_count = as.integer(parameter_count(model_spec("lstm", TINY_LSTM)))))
+    expect_identical(vapply(out$batches, `[[`, 0L, "batch_size"), c(1L, 8L))
+    for (b in out$batches) {
+      expect_identical(b$warmup_calls, 1L)
+      expect_length(b$call_seconds, 2)
+      expect_true(all(unlist(b$call_seconds) > 0))
+    }
+    logits <- read_bundle(out$logits, "logits")
+    expect_identical(logits$manifest$meta, list(stack = STACK_ID, model = "lstm", dataset = "tiny-imdb"))
+    for (b in bundles) {
+      w <- read_initial_weights(b$weights, model_spec("lstm", TINY_LSTM))
+      expect_equal(logits$arrays[[b$stack]], lstm_reference_logits(w, run$shards$x_test), tolerance = 1e-5,
+                   label = b$stack)
+    }
+    export <- out$onnx_export
+    expect_identical(export$status, "ok", label = export$reason %||% "the export's status")
+    expect_match(export$exporter, onnx_exporter)
+    expect_true(export$opset >= 7 && export$seconds > 0)
+    onnx <- reticulate::import("onnx")
+    onnx$checker$check_model(file.path(dir, "onnx", "model.onnx"), full_check = TRUE)
+    graph <- onnx$load(file.path(dir, "onnx", "model.onnx"))$graph
+    expect_identical(c(reticulate::py_get_item(graph$input, 0L)$name, reticulate::py_get_item(graph$output, 0L)$name),
+                     c("input", "logits"))
+  })
+
   test_that("profile mode writes the profile and a Chrome trace of the framework's ops beside it", {
     skip_without_framework()
     run <- write_lstm_run(tempfile("profile"), epochs = 1L, check_steps = 2L, check = "profile")  # 4 batches
@@ -132,15 +199,19 @@ test_entry_point_contract <- function(skip_without_framework, framework_version,
                     c("measurements.json", "order.npy", "shards", "spec.json", "weights", p$trace))
   })
 
-  test_that("without a usable Python the stack writes skipped measurements and exits 0", {
-    run <- write_lstm_run(tempfile("skip"), epochs = 1L)
+  test_that("without a usable Python the stack writes skipped measurements and exits 0, in every mode", {
     missing_python <- file.path(tempdir(), "no-such-env", "bin", "python")
-    expect_identical(run_entry_point(run$spec, env = paste0("RETICULATE_PYTHON=", missing_python)), 0L)
-    m <- jsonlite::fromJSON(file.path(run$dir, "measurements.json"), simplifyVector = FALSE)
-    expect_identical(m$status, "skipped")
-    expect_match(m$reason, missing_python, fixed = TRUE)
-    expect_identical(names(m), c("measurements_version", "status", "reason", "stack", "model", "dataset",
-                                 "language_version"))
+    inference <- list(batch_sizes = I(1L), warmup_calls = 0L, min_calls = 1L, max_calls = 1L, min_seconds = 0,
+                      evaluate = list(), logits = NULL, onnx = NULL)
+    for (run in list(write_lstm_run(tempfile("skip"), epochs = 1L),
+                     write_lstm_run(tempfile("skip-inference"), epochs = 1L, inference = inference))) {
+      expect_identical(run_entry_point(run$spec, env = paste0("RETICULATE_PYTHON=", missing_python)), 0L)
+      m <- jsonlite::fromJSON(file.path(run$dir, "measurements.json"), simplifyVector = FALSE)
+      expect_identical(m$status, "skipped")
+      expect_match(m$reason, missing_python, fixed = TRUE)
+      expect_identical(names(m), c("measurements_version", "status", "reason", "stack", "model", "dataset",
+                                   "language_version"))
+    }
   })
 
   test_that("a spec the stack cannot run exits non-zero, writing nothing", {

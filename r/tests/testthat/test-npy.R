@@ -1,4 +1,4 @@
-# Twins: tests/test_npy.py, tests/test_rbridge.py
+# Twins: tests/test_npy.py, tests/test_rbridge.py, julia/test/runtests.jl
 
 test_that("a 3-D float32 file reads with NumPy's indexing", {
   x <- array(seq(0, 23) / 8, dim = c(2, 3, 4))
@@ -107,4 +107,85 @@ test_that("manifest disagreements are reported by file and array", {
   writeLines("{not json", manifest)
   expect_error(read_manifest(manifest), "is not valid JSON")
   expect_error(read_manifest(file.path(tempdir(), "absent.json")), "bundle manifest not found")
+})
+
+test_that("write_npy writes what read_npy reads back: shape, type, NumPy's indexing", {
+  x <- array(seq(0, 23) / 8, dim = c(2, 3, 4))
+  path <- write_npy(tempfile(fileext = ".npy"), x)
+  expect_identical(read_npy(path), x)
+  # Row-major data: NumPy's [1, 2, 3] (0-based) is value 1*12 + 2*4 + 3, the file's last.
+  data <- utils::tail(readBin(path, "double", n = file.size(path) / 4, size = 4, endian = "little"), 24)
+  expect_identical(data[24], x[2, 3, 4])
+  expect_identical(data[1 * 12 + 1], x[2, 1, 1])
+  m <- matrix(c(-5L, 0L, 7L, .Machine$integer.max, 1L, 2L), nrow = 2)
+  expect_identical(read_npy(write_npy(tempfile(), m)), m)
+  expect_identical(read_npy(write_npy(tempfile(), c(3L, 1L, 2L))), c(3L, 1L, 2L))
+  expect_identical(read_npy(write_npy(tempfile(), array(c(0.5, 2), dim = 2))), c(0.5, 2))  # 1-D: a vector
+  # doubles become float32, rounded to nearest
+  expect_identical(read_npy(write_npy(tempfile(), 0.1)), readBin(writeBin(0.1, raw(), size = 4), "double", size = 4))
+  expect_error(write_npy(tempfile(), c(TRUE, FALSE)), "an R logical cannot be written")
+})
+
+test_that("NumPy reads R's files as the same arrays, written byte for byte as np.save writes them", {
+  skip_without_python()
+  dir <- tempfile("r-written")
+  dir.create(dir)
+  write_npy(file.path(dir, "f.npy"), array((0:59) / 8, dim = c(3, 4, 5)))
+  write_npy(file.path(dir, "i.npy"), matrix(0:11, nrow = 4, byrow = TRUE))
+  write_npy(file.path(dir, "v.npy"), c(-1L, .Machine$integer.max))
+  write_npy(file.path(dir, "long.npy"), numeric(123456))
+  out <- run_python(c(
+    "import io, sys, numpy as np",
+    "d = sys.argv[1]",
+    "expected = {'f': np.ascontiguousarray((np.arange(60, dtype=np.float32) / 8).reshape(5, 4, 3).transpose()),",
+    "            'i': np.arange(12, dtype=np.int32).reshape(4, 3),",
+    "            'v': np.array([-1, 2**31 - 1], dtype=np.int32), 'long': np.zeros(123456, np.float32)}",
+    "for name, want in expected.items():",
+    "    got = np.load(f'{d}/{name}.npy')",
+    "    saved = io.BytesIO()",
+    "    np.save(saved, want)",
+    "    same = got.dtype == want.dtype and np.array_equal(got, want)",
+    "    print(name, same, saved.getvalue() == open(f'{d}/{name}.npy', 'rb').read())"), dir)
+  expect_identical(out, c("f True True", "i True True", "v True True", "long True True"))
+})
+
+test_that("write_bundle writes the arrays, then a manifest with their sha256, shapes and dtypes", {
+  arrays <- bundle_arrays()
+  dir <- file.path(tempfile(), "bundle")  # made as needed
+  manifest <- write_bundle(dir, "weights", arrays, list(model = "m", epochs = 2L))
+  expect_identical(manifest, file.path(dir, "manifest.json"))
+  bundle <- read_bundle(manifest, "weights")  # checksums, shapes and dtypes verified
+  expect_identical(bundle$arrays, arrays)
+  m <- bundle$manifest
+  expect_identical(m[c("format", "format_version")], list(format = "dlrosetta.weights", format_version = 1L))
+  expect_identical(m$meta, list(model = "m", epochs = 2L))
+  expect_identical(vapply(m$arrays, `[[`, "", "file"), c("a.npy", "b.npy"))
+  expect_identical(vapply(m$arrays, `[[`, "", "dtype"), c("float32", "int32"))
+  expect_identical(lapply(m$arrays, function(e) unlist(e$shape)), list(c(2L, 3L, 4L), 3L))
+  expect_identical(vapply(m$arrays, `[[`, "", "sha256"),
+                   vapply(file.path(dir, c("a.npy", "b.npy")), sha256_file, "", USE.NAMES = FALSE))
+  expect_false(file.exists(paste0(manifest, ".tmp")))
+  empty <- write_bundle(tempfile(), "logits", list(), list())
+  expect_match(paste(readLines(empty), collapse = ""), "\"meta\": \\{\\}")
+})
+
+test_that("write_bundle removes the old manifest before it writes any array", {
+  dir <- tempfile()
+  manifest <- write_bundle(dir, "weights", bundle_arrays(), list())
+  # An array that cannot be written stops the bundle half way: no manifest is left to
+  # describe the files that are there.
+  expect_error(write_bundle(dir, "weights", list(a = 1, bad = "text"), list()), "cannot be written")
+  expect_false(file.exists(manifest))
+  expect_identical(read_npy(file.path(dir, "a.npy")), 1)
+})
+
+test_that("Python's reader takes an R-written bundle", {
+  skip_without_python()
+  manifest <- write_bundle(tempfile(), "logits", list(s = matrix(c(0.25, -1, 3, 4.5), 2)), list(stack = "r"))
+  out <- run_python(c(
+    "import sys",
+    "from dlrosetta.npy import read_bundle",
+    "arrays, manifest = read_bundle(sys.argv[1], 'logits')",
+    "print(arrays['s'].tolist(), arrays['s'].dtype, manifest['meta'])"), manifest)
+  expect_identical(out, "[[0.25, 3.0], [-1.0, 4.5]] float32 {'stack': 'r'}")
 })

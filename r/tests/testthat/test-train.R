@@ -1,11 +1,13 @@
-# The shared training loop: what it times, what it writes, check mode and skips, driven by
-# stand-in steps (no framework).
+# The shared loop: what it times, what it writes, the trained weights it keeps, check
+# mode, profile mode, inference mode and skips, driven by stand-in steps and a stand-in
+# forward pass (no framework).
 #
-# Twins: tests/test_launch.py
+# Twins: tests/test_launch.py, tests/test_inference_mode.py
 
-fake_spec <- function(check = NULL) {
-  list(stack = "some-stack", model = "lstm", dataset = "d", measurements = tempfile(fileext = ".json"),
-       training = list(epochs = 3L, batch_size = 2L), check = check, check_steps = 2L)
+fake_spec <- function(check = NULL, trained_weights = NULL) {
+  list(stack = "some-stack", model = "lstm", dataset = "d", model_config = TINY_LSTM, init_seed = 5L,
+       measurements = tempfile(fileext = ".json"), training = list(epochs = 3L, batch_size = 2L), check = check,
+       check_steps = 2L, trained_weights = trained_weights)
 }
 ORDER <- matrix(c(0:5, 5:0, c(1L, 0L, 3L, 2L, 5L, 4L)), nrow = 3, byrow = TRUE)
 MEASURED <- function() list(framework_version = "0", device = "cpu", parameter_count = 7L,
@@ -132,4 +134,213 @@ test_that("the inputs are the spec's weights, shards and order, checked", {
   expect_equal(inputs$weights, run$weights, tolerance = 1e-7)
   spec$training$epochs <- 5L
   expect_error(read_inputs(spec), "epoch order")
+})
+
+test_that("a training run that names trained_weights keeps its final weights as a canonical bundle", {
+  spec <- fake_spec(trained_weights = file.path(tempfile(), "repeat1.weights"))
+  mspec <- model_spec("lstm", TINY_LSTM)
+  final <- initial_weights(mspec, 9L)
+  epochs_done <- 0L
+  suppressMessages(run_training(spec, ORDER, train_batches = function(b) rep(0.5, nrow(b)), evaluate = function() {
+    epochs_done <<- epochs_done + 1L
+    0.5
+  }, measured = MEASURED, canonical_weights = function() {
+    expect_identical(epochs_done, 3L)  # after the last epoch and its evaluation
+    final
+  }))
+  manifest <- file.path(spec$trained_weights, "manifest.json")
+  expect_equal(read_initial_weights(manifest, mspec), final, tolerance = 1e-7)
+  meta <- read_bundle(manifest, "weights")$manifest$meta
+  expect_identical(meta[c("seed", "parameter_count", "stack", "dataset", "epochs", "trained")],
+                   list(seed = 5L, parameter_count = 7L, stack = "some-stack", dataset = "d", epochs = 3L, trained = TRUE))
+  expect_identical(jsonlite::fromJSON(spec$measurements)$status, "ok")
+
+  untouched <- fake_spec()
+  suppressMessages(run_training(untouched, ORDER, train_batches = function(b) rep(0.5, nrow(b)),
+                                evaluate = function() 0.5, measured = MEASURED,
+                                canonical_weights = function() stop("no trained_weights in the spec")))
+  expect_identical(jsonlite::fromJSON(untouched$measurements)$status, "ok")
+})
+
+test_that("the test split goes through the forward pass in chunks of EVAL_BATCH, rows in order", {
+  x <- array(seq_len(2500 * 2 * 3), dim = c(2500, 2, 3))
+  made <- list()
+  inputs <- test_inputs(function(rows) { made[[length(made) + 1]] <<- rows; rows }, x)
+  expect_identical(vapply(made, nrow, 0L), c(1000L, 1000L, 500L))
+  expect_identical(made[[3]], x[2001:2500, , , drop = FALSE])
+  predict <- function(rows) cbind(rows[, 1, 1], -rows[, 1, 1])
+  expect_identical(test_logits(predict, inputs), cbind(x[, 1, 1], -x[, 1, 1]))
+  tokens <- matrix(1:12, 6)
+  expect_identical(test_inputs(identity, tokens), list(tokens))
+  logits <- rbind(c(0, 1), c(2, 2), c(3, -1), c(0, 0))  # ties go to the first class, as argmax
+  expect_identical(test_accuracy(identity, list(logits), c(1L, 0L, 0L, 1L)), 0.75)
+})
+
+test_that("timed calls: untimed ones first, then each on its own clock until min_calls and min_seconds, or max_calls", {
+  calls <- 0L
+  call <- function() { calls <<- calls + 1L; Sys.sleep(0.01) }
+  seconds <- time_calls(call, 2L, 3L, 100L, 0)
+  expect_identical(calls, 5L)
+  expect_length(seconds, 3)
+  expect_true(all(seconds >= 0.01 & seconds < 0.5))
+  expect_gte(length(time_calls(call, 0L, 1L, 100L, 0.06)), 6)   # min_seconds beyond min_calls
+  expect_length(time_calls(call, 0L, 1L, 4L, 10), 4)            # max_calls ends it
+  expect_length(time_calls(call, 0L, 5L, 3L, 0), 3)             # even before min_calls
+})
+
+# A stand-in framework for inference mode: the model's "weights" are canonical tensors;
+# its logits of an input (rows of the test array) are a function of both, so that what
+# was loaded shows in them. Notes every input made and every call.
+stand_in_model <- function() {
+  model <- new.env()
+  model$inputs <- list()
+  model$calls <- 0L
+  model$loaded <- list()
+  model$load_weights <- function(w) {
+    model$w <- w
+    model$loaded[[length(model$loaded) + 1]] <- w
+  }
+  model$inference_input <- function(x) {
+    model$inputs[[length(model$inputs) + 1]] <- x
+    x
+  }
+  model$predict <- function(x) {
+    model$calls <- model$calls + 1L
+    cbind(rowSums(x), rep(sum(model$w$head.dense.bias), nrow(x)))
+  }
+  model
+}
+
+inference_run <- function(dir, evaluate = list(), onnx = NULL) {
+  run <- write_lstm_run(dir, epochs = 1L, stack = "some-stack", inference = list(
+    batch_sizes = c(1L, 8L), warmup_calls = 2L, min_calls = 3L, max_calls = 5L, min_seconds = 0,
+    evaluate = evaluate, logits = file.path(dir, "logits"), onnx = onnx))
+  run$spec <- read_runspec(run$spec)
+  run
+}
+
+INFERENCE_KEYS <- c("check", "stack", "model", "dataset", "language_version", "framework_version", "device",
+                    "parameter_count", "startup_seconds", "peak_rss_mb", "batches", "logits", "onnx_export")
+
+test_that("inference mode times each batch size on an input made once, wrapping around the test split", {
+  run <- inference_run(tempfile("infer"))
+  inputs <- read_inputs(run$spec)
+  expect_null(inputs$order)  # inference mode trains nothing
+  model <- stand_in_model()
+  model$load_weights(inputs$weights)
+  run_inference(run$spec, inputs$weights, inputs$shards, model$load_weights, model$inference_input, model$predict,
+                export_onnx = function(path) stop("no ONNX asked for"), measured = MEASURED)
+  x_test <- run$shards$x_test  # 6 samples
+  expect_identical(model$inputs, list(x_test[1, , drop = FALSE], x_test[c(1:6, 1:2), ]))
+  out <- jsonlite::fromJSON(run$spec$measurements, simplifyVector = FALSE)
+  expect_identical(names(out), INFERENCE_KEYS)
+  expect_identical(out[c("check", "stack", "model", "dataset", "language_version", "framework_version", "device",
+                         "parameter_count")],
+                   list(check = "inference", stack = "some-stack", model = "lstm", dataset = "tiny-imdb",
+                        language_version = as.character(getRversion()), framework_version = "0", device = "cpu",
+                        parameter_count = 7L))
+  expect_true(out$startup_seconds > 0 && out$peak_rss_mb > 0)
+  expect_identical(vapply(out$batches, `[[`, 0L, "batch_size"), c(1L, 8L))
+  expect_identical(vapply(out$batches, `[[`, 0L, "warmup_calls"), c(2L, 2L))
+  expect_identical(lengths(lapply(out$batches, `[[`, "call_seconds")), c(3L, 3L))
+  expect_true(all(unlist(lapply(out$batches, `[[`, "call_seconds")) >= 0))
+  expect_identical(model$calls, 10L)  # (2 untimed + 3 timed) per batch size
+  expect_null(out$logits)  # nothing to evaluate
+  expect_null(out$onnx_export)
+  expect_false(dir.exists(file.path(run$dir, "logits")))
+})
+
+test_that("inference mode writes the logits of every bundle it evaluates, named by stack, as a logits bundle", {
+  dir <- tempfile("evaluate")
+  mspec <- model_spec("lstm", TINY_LSTM)
+  other <- initial_weights(mspec, 8L)
+  other$head.dense.bias <- c(0.5, 0.25)
+  bundles <- c(mine = write_trained_weights(file.path(dir, "mine"), fake_spec(), mspec, initial_weights(mspec, 3L), 1),
+               other = write_trained_weights(file.path(dir, "other"), fake_spec(), mspec, other, 1))
+  run <- inference_run(file.path(dir, "run"), evaluate = list(list(stack = "some-stack", weights = bundles[["mine"]]),
+                                            list(stack = "other-stack", weights = bundles[["other"]])))
+  inputs <- read_inputs(run$spec)
+  model <- stand_in_model()
+  model$load_weights(inputs$weights)
+  run_inference(run$spec, inputs$weights, inputs$shards, model$load_weights, model$inference_input, model$predict,
+                export_onnx = function(path) stop("no ONNX asked for"), measured = MEASURED)
+  out <- jsonlite::fromJSON(run$spec$measurements)
+  expect_identical(out$logits, file.path(dir, "run", "logits", "manifest.json"))
+  logits <- read_bundle(out$logits, "logits")
+  expect_identical(names(logits$arrays), c("some-stack", "other-stack"))
+  expect_identical(logits$manifest$meta, list(stack = "some-stack", model = "lstm", dataset = "tiny-imdb"))
+  x_test <- run$shards$x_test
+  expect_identical(logits$arrays[["other-stack"]], cbind(rowSums(x_test), rep(0.75, 6)))
+  expect_identical(dim(logits$arrays[["some-stack"]]), c(6L, 2L))
+  expect_identical(model$loaded[[3]], read_initial_weights(bundles[["other"]], mspec))
+})
+
+test_that("a bundle to evaluate that is missing, corrupt or of another model stops inference, naming it", {
+  dir <- tempfile("bad-bundle")
+  mspec <- model_spec("lstm", TINY_LSTM)
+  good <- write_trained_weights(file.path(dir, "good"), fake_spec(), mspec, initial_weights(mspec, 3L), 1)
+  kernel <- file.path(dirname(good), "lstm.kernel.npy")
+  bytes <- readBin(kernel, "raw", file.size(kernel))
+  bytes[length(bytes)] <- xor(bytes[length(bytes)], as.raw(1))
+  writeBin(bytes, kernel)
+  other_model <- write_bundle(file.path(dir, "resnet"), "weights", list(stem.conv.kernel = array(0, c(3, 3, 3, 4))),
+                              list())
+  missing <- file.path(dir, "missing", "manifest.json")
+  for (case in list(c(missing, paste("bundle manifest not found:", missing)),
+                    c(good, paste("checksum mismatch for", kernel)),
+                    c(other_model, sprintf("weights %s do not fit this lstm", other_model)))) {
+    run <- inference_run(tempfile("infer"), evaluate = list(list(stack = "other", weights = case[[1]])))
+    inputs <- read_inputs(run$spec)
+    model <- stand_in_model()
+    expect_error(run_inference(run$spec, inputs$weights, inputs$shards, model$load_weights, model$inference_input,
+                               function(x) matrix(0, nrow(x), 2), export_onnx = function(path) NULL,
+                               measured = MEASURED),
+                 case[[2]], fixed = TRUE)
+    expect_false(file.exists(run$spec$measurements))
+  }
+})
+
+test_that("the ONNX export, with the stack's own weights, is ok, unsupported or failed; the timings stand", {
+  dir <- tempfile("onnx")
+  mspec <- model_spec("lstm", TINY_LSTM)
+  other <- write_trained_weights(file.path(dir, "other"), fake_spec(), mspec, initial_weights(mspec, 8L), 1)
+  exports <- list(
+    ok = function(path) {
+      Sys.sleep(0.01)
+      writeLines("onnx", path)
+      list(exporter = "stand-in exporter 1.0", opset = 17)
+    },
+    unsupported = function(path) onnx_unsupported("this framework has no exporter for the LSTM"),
+    failed = function(path) stop(paste0("converter crashed: ", strrep("x", 3000), " the end")))
+  for (status in names(exports)) {
+    path <- file.path(dir, status, "nested", "model.onnx")
+    run <- inference_run(tempfile("infer"), evaluate = list(list(stack = "other", weights = other)), onnx = path)
+    inputs <- read_inputs(run$spec)
+    model <- stand_in_model()
+    model$load_weights(inputs$weights)
+    export <- exports[[status]]
+    messages <- capture_messages(run_inference(
+      run$spec, inputs$weights, inputs$shards, model$load_weights, model$inference_input, model$predict,
+      export_onnx = function(path) {
+        expect_identical(model$w, inputs$weights)  # its own weights again, after the evaluation
+        export(path)
+      }, measured = MEASURED))
+    out <- jsonlite::fromJSON(run$spec$measurements, simplifyVector = FALSE)
+    expect_identical(names(out), INFERENCE_KEYS)
+    expect_length(out$batches, 2)
+    e <- out$onnx_export
+    expect_identical(e$status, status)
+    if (status == "ok") {
+      expect_identical(e[c("exporter", "opset")], list(exporter = "stand-in exporter 1.0", opset = 17L))
+      expect_true(e$seconds >= 0.01)
+      expect_true(file.exists(path))
+    } else if (status == "unsupported") {
+      expect_identical(e, list(status = "unsupported", reason = "this framework has no exporter for the LSTM"))
+    } else {
+      expect_named(e, c("status", "reason"))
+      expect_identical(nchar(e$reason), REASON_TAIL)
+      expect_match(e$reason, "x the end$")
+      expect_match(messages, "ONNX export failed: converter crashed")
+    }
+  }
 })

@@ -55,10 +55,6 @@ def build_lstm(cfg: Mapping) -> LSTMClassifier:
     return LSTMClassifier(cfg["vocab_size"], cfg["embedding_dim"], cfg["units"], cfg["num_classes"])
 
 
-def sample_input(cfg: Mapping) -> np.ndarray:
-    return np.zeros((1, cfg["maxlen"]), np.int32)
-
-
 def lstm_variables(weights: Mapping[str, np.ndarray]) -> dict:
     """The canonical weights as Flax's variables. The fused kernels [in, 4u] and [u, 4u]
     split into their i, f, g, o column blocks (the cell's `i?` input kernels and `h?`
@@ -76,3 +72,19 @@ def lstm_variables(weights: Mapping[str, np.ndarray]) -> dict:
         "lstm": cell,
         "head": {"dense": {"kernel": w["head.dense.kernel"], "bias": w["head.dense.bias"]}},
     }}
+
+
+def lstm_canonical(variables: Mapping, names: list[str]) -> dict[str, np.ndarray]:
+    """The inverse of lstm_variables: the gate blocks joined in i, f, g, o order."""
+    p = variables["params"]
+    cell = p["lstm"]
+
+    def joined(side: str, leaf: str) -> np.ndarray:
+        return np.concatenate([np.asarray(cell[f"{side}{g}"][leaf]) for g in GATES], axis=-1)
+
+    out = {"embedding.embeddings": np.asarray(p["embedding"]["embedding"]),
+           "lstm.kernel": joined("i", "kernel"), "lstm.recurrent_kernel": joined("h", "kernel"),
+           "lstm.bias": joined("h", "bias"),
+           "head.dense.kernel": np.asarray(p["head"]["dense"]["kernel"]),
+           "head.dense.bias": np.asarray(p["head"]["dense"]["bias"])}
+    return {name: out[name] for name in names}

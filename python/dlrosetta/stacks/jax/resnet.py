@@ -116,11 +116,6 @@ def build_resnet(cfg: Mapping) -> ResNet:
     return ResNet(cfg["depth"], cfg["width"], cfg["shortcut"], cfg["num_classes"])
 
 
-def sample_input(cfg: Mapping) -> np.ndarray:
-    size = cfg.get("image_size", 32)
-    return np.zeros((1, size, size, cfg.get("channels", 3)), np.float32)
-
-
 # Canonical tensor suffix -> (Flax collection, Flax leaf name). Layouts are Flax's own
 # (conv HWIO, dense [in, out]): a rename, no transpose.
 _FLAX_NAMES = {"kernel": ("params", "kernel"), "bias": ("params", "bias"),
@@ -139,3 +134,16 @@ def resnet_variables(weights: Mapping[str, np.ndarray]) -> dict:
             node = node.setdefault(key, {})
         node[leaf] = np.ascontiguousarray(array, np.float32)
     return variables
+
+
+def resnet_canonical(variables: Mapping, names: list[str]) -> dict[str, np.ndarray]:
+    """The inverse of resnet_variables for the canonical `names`."""
+    out = {}
+    for name in names:
+        *path, suffix = name.split(".")
+        collection, leaf = _FLAX_NAMES[suffix]
+        node = variables[collection]
+        for key in path:
+            node = node[key]
+        out[name] = np.asarray(node[leaf])
+    return out

@@ -17,6 +17,10 @@ The training data sit on the device once; the step takes an epoch's index row an
 the batch inside the compiled program. Calls are asynchronous: Python queues step k+1
 while XLA runs step k, and the epoch synchronises once, on its loss total.
 
+Inference is a second jitted function, the model applied with train=False
+(use_running_average: the moving statistics, read, never written): a pure function of the
+state, so evaluation cannot change training. jax2onnx converts it for the ResNet.
+
 Twins: python/dlrosetta/stacks/pytorch/trainer.py, python/dlrosetta/stacks/tensorflow/trainer.py,
        python/dlrosetta/stacks/keras/trainer.py, r/stacks/r-keras/R/train.R,
        julia/stacks/julia-native/src/train.jl.
@@ -24,6 +28,7 @@ Twins: python/dlrosetta/stacks/pytorch/trainer.py, python/dlrosetta/stacks/tenso
 from __future__ import annotations
 
 import math
+from importlib.metadata import version
 from typing import Any, Mapping
 
 import jax
@@ -34,12 +39,11 @@ from flax import struct
 from flax.training import train_state
 
 from dlrosetta.model_spec import RESNET
-from dlrosetta.shards import Shards
-from dlrosetta.stacks.train import Trainer, pick_accelerator
+from dlrosetta.stacks.train import ExportUnsupported, Trainer, pick_accelerator
 from dlrosetta.stacks.jax import configure
 from dlrosetta.stacks.jax import lstm, resnet
 
-EVAL_BATCH = 1000
+ONNX_OPSET = 23  # jax2onnx's default
 
 
 class TrainState(train_state.TrainState):
@@ -93,20 +97,19 @@ class JaxTrainer(Trainer):
         self.device = jax.devices()[0] if self.accelerator else jax.devices("cpu")[0]
         self.images = spec.model == RESNET
         cfg = spec.model_config
-        mod = resnet if self.images else lstm
-        self.net = mod.build_resnet(cfg) if self.images else mod.build_lstm(cfg)
-
-        variables = mod.resnet_variables(weights) if self.images else mod.lstm_variables(weights)
-        # The model's own tree, shapes only (nothing drawn): the conversion must match it.
-        expected = jax.eval_shape(lambda x: self.net.init(jax.random.key(spec.seed), x, train=False),
-                                  mod.sample_input(cfg))
-        check_tree(variables, dict(expected), spec.model)
-        variables = jax.device_put(variables, self.device)
-        self.state = TrainState.create(apply_fn=self.net.apply, params=variables["params"],
-                                       batch_stats=variables.get("batch_stats", {}),
-                                       tx=optimizer(spec.optimizer))
+        self.net = resnet.build_resnet(cfg) if self.images else lstm.build_lstm(cfg)
+        self.to_variables, self.from_variables = ((resnet.resnet_variables, resnet.resnet_canonical) if self.images
+                                                  else (lstm.lstm_variables, lstm.lstm_canonical))
+        # The model's own tree, shapes only (nothing drawn): converted weights must match it.
+        self.tree = jax.eval_shape(lambda x: self.net.init(jax.random.key(spec.seed), x, train=False),
+                                   self.sample_input(1))
+        # Zeros until load_weights; the optimiser's initial state does not depend on them.
+        zeros = jax.device_put(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), dict(self.tree)), self.device)
+        self.state = TrainState.create(apply_fn=self.net.apply, params=zeros["params"],
+                                       batch_stats=zeros.get("batch_stats", {}), tx=optimizer(spec.optimizer))
+        self.load_weights(weights)
         self._train_step = jax.jit(self._step, donate_argnums=(0, 1))
-        self._eval_step = jax.jit(self._correct)
+        self._predict = jax.jit(lambda params, batch_stats, x: self._logits(params, batch_stats, x, train=False)[0])
 
         # On CPU XLA compiles the whole step itself (convolutions and dots become YNNPACK
         # fusions, the LSTM a while loop), as keras-jax reports; on GPU convolutions are cuDNN's.
@@ -135,11 +138,18 @@ class JaxTrainer(Trainer):
     def parameter_count(self) -> int:
         return int(sum(leaf.size for leaf in jax.tree.leaves(self.state.params)))
 
-    def set_data(self, shards: Shards) -> None:
-        put = lambda a, dtype: jax.device_put(np.asarray(a, dtype), self.device)  # noqa: E731
-        xdtype = np.float32 if self.images else np.int32
-        self.x_train, self.y_train = put(shards.x_train, xdtype), put(shards.y_train, np.int32)
-        self.x_test, self.y_test = put(shards.x_test, xdtype), put(shards.y_test, np.int32)
+    def canonical_weights(self) -> dict[str, np.ndarray]:
+        variables = {"params": self.state.params, "batch_stats": self.state.batch_stats}
+        return self.in_spec_order(self.from_variables(jax.device_get(variables), self.model.names()))
+
+    def load_weights(self, weights) -> None:
+        variables = self.to_variables(weights)
+        check_tree(variables, dict(self.tree), self.spec.model)
+        variables = jax.device_put(variables, self.device)
+        self.state = self.state.replace(params=variables["params"], batch_stats=variables.get("batch_stats", {}))
+
+    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x_train, self.y_train = self.inference_input(x), jax.device_put(np.asarray(y, np.int32), self.device)
 
     # --- compiled steps
 
@@ -161,10 +171,6 @@ class JaxTrainer(Trainer):
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         return state.apply_gradients(grads=grads, batch_stats=batch_stats), total + loss
 
-    def _correct(self, params, batch_stats, x, y):
-        logits, _ = self._logits(params, batch_stats, x, train=False)
-        return jnp.sum(jnp.argmax(logits, axis=-1) == y)
-
     # --- the Trainer interface
 
     def train_epoch(self, batches: np.ndarray) -> float:
@@ -174,10 +180,32 @@ class JaxTrainer(Trainer):
             self.state, total = self._train_step(self.state, total, self.x_train, self.y_train, row)
         return float(total) / len(rows)  # float() waits for the last step
 
-    def evaluate(self) -> float:
-        correct = 0
-        n = self.y_test.shape[0]
-        for start in range(0, n, EVAL_BATCH):
-            correct += self._eval_step(self.state.params, self.state.batch_stats,
-                                       self.x_test[start:start + EVAL_BATCH], self.y_test[start:start + EVAL_BATCH])
-        return int(correct) / n
+    def inference_input(self, x: np.ndarray) -> jax.Array:
+        return jax.device_put(np.asarray(x, np.float32 if self.images else np.int32), self.device)
+
+    def predict(self, inputs: jax.Array) -> np.ndarray:
+        # A pure function of the state (use_running_average): nothing to restore.
+        return np.asarray(self._predict(self.state.params, self.state.batch_stats, inputs))
+
+    def export_onnx(self, path: str) -> dict:
+        import jax2onnx  # only exports need it
+        import onnx
+
+        exporter = f"jax2onnx {version('jax2onnx')}"
+        if not self.images:
+            # Measured with jax2onnx 0.17.1, flax 0.12.8: tracing nn.RNN fails inside flax's
+            # axes_scan, whatever the batch (symbolic or fixed), also with an explicit carry.
+            raise ExportUnsupported(f"{exporter} cannot convert flax.linen.RNN (nn.RNN's scan: flax.core.axes_scan "
+                                    f"gets a traced shape, 'Shapes must be 1D sequences of concrete values')")
+        params, batch_stats = self.state.params, self.state.batch_stats
+        sample = self.sample_input(1)
+        # The batch a symbolic dimension: the exported graph takes any batch size.
+        shape = jax.export.symbolic_shape(f"batch, {', '.join(map(str, sample.shape[1:]))}")
+        model = jax2onnx.to_onnx(lambda x: self._logits(params, batch_stats, x, train=False)[0],
+                                 [jax.ShapeDtypeStruct(shape, sample.dtype)], model_name=self.spec.model,
+                                 opset=ONNX_OPSET, input_names=["input"], output_names=["logits"])
+        # jax2onnx turns the convolutions NCHW but keeps their NHWC shapes in value_info,
+        # which shape inference then rejects; those annotations are optional: drop them.
+        del model.graph.value_info[:]
+        onnx.save(model, path)
+        return {"exporter": f"{exporter} (jax {jax.__version__})", "opset": ONNX_OPSET}

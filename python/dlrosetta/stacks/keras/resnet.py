@@ -3,7 +3,7 @@ the tensorflow, jax and torch backends.
 
 Layers carry the canonical names of dlrosetta.model_spec, spelt by layer_name
 (stem_conv, stage2_block1_bn1, head_dense, ...). Keras's layouts are the canonical ones,
-so the weights load by name as they are (trainer.load_canonical_weights).
+so the weights load by name as they are (trainer.canonical_variables).
 
 Twins: r/stacks/r-keras/R/resnet.R (the same Keras model built from R), python/dlrosetta/stacks/pytorch/resnet.py,
        python/dlrosetta/stacks/tensorflow/resnet.py, julia/stacks/julia-native/src/resnet.jl.

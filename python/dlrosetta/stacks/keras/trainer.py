@@ -8,6 +8,12 @@ there; Keras never shuffles. Keras's jit_compile default stands: turning XLA on 
 tensorflow (CPU) or torch.compile on for torch measured slower on 2 cores, and
 model.fit over the epoch's gathered arrays no faster than train_on_batch.
 
+Inference is Keras's predict_on_batch: the backend's compiled predict step (a tf.function,
+jax.jit, or eager torch under no_grad) with training=False, so batch norm uses its moving
+statistics and updates nothing; unlike model.predict, no data adapter, callbacks or
+batching per call. ONNX export is Keras's model.export(format="onnx"), whose converter is
+the backend's: tf2onnx, jax2onnx, or torch.onnx's TorchScript exporter.
+
 Twins: r/stacks/r-keras/R/train.R + r/stacks/r-keras/R/keras.R (the same Keras calls from R),
        python/dlrosetta/stacks/pytorch/trainer.py, python/dlrosetta/stacks/tensorflow/trainer.py,
        julia/stacks/julia-native/src/train.jl.
@@ -15,19 +21,24 @@ Twins: r/stacks/r-keras/R/train.R + r/stacks/r-keras/R/keras.R (the same Keras c
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 from typing import Mapping, Optional
 
 import keras
 import numpy as np
 
 from dlrosetta.model_spec import RESNET
-from dlrosetta.shards import Shards
 from dlrosetta.stacks.train import Trainer, pick_accelerator
 from dlrosetta.stacks.keras import layer_name
 from dlrosetta.stacks.keras.lstm import build_lstm
 from dlrosetta.stacks.keras.resnet import build_resnet
 
-EVAL_BATCH = 1000
+#: The newest opset tf2onnx 1.17 converts to; jax2onnx and torch.onnx write it too.
+ONNX_OPSET = 18
+#: Each backend's ONNX converter under model.export: its name in the report, and the
+#: package whose version it reports.
+ONNX_CONVERTERS = {"tensorflow": ("tf2onnx", "tf2onnx"), "jax": ("jax2onnx", "jax2onnx"),
+                   "torch": ("torch.onnx TorchScript exporter, torch", "torch")}
 
 
 def configure_backend(backend: str, threads: int) -> Optional[str]:
@@ -54,18 +65,66 @@ def configure_jax(threads: int) -> Optional[str]:
     return gpus[0].device_kind if gpus else None
 
 
-def load_canonical_weights(model: keras.Model, weights: Mapping[str, np.ndarray]) -> None:
-    """Assign every variable its canonical tensor (Keras's layouts are the canonical
-    ones). Fails naming the tensors or variables left unmatched."""
+def canonical_variables(model: keras.Model, names: list[str]) -> dict[str, keras.Variable]:
+    """The Keras variable holding each canonical tensor of `names` (Keras's layouts are
+    the canonical ones). Fails naming the tensors or variables left unmatched."""
     variables = {f"{layer.name}/{v.name}": v for layer in model.layers for v in layer.weights}
-    for name, array in weights.items():
+    out = {}
+    for name in names:
         prefix, variable = name.rsplit(".", 1)
         key = f"{layer_name(prefix)}/{variable}"
         if key not in variables:
             raise ValueError(f"canonical tensor {name!r} has no Keras variable {key!r}")
-        variables.pop(key).assign(array)
+        out[name] = variables.pop(key)
     if variables:
         raise ValueError(f"Keras variables {sorted(variables)} have no canonical tensor")
+    return out
+
+
+def load_canonical_weights(model: keras.Model, weights: Mapping[str, np.ndarray]) -> None:
+    """Assign every variable its canonical tensor (the R Keras stack can call this too)."""
+    for name, v in canonical_variables(model, list(weights)).items():
+        v.assign(weights[name])
+
+
+def read_canonical_weights(model: keras.Model, names: list[str]) -> dict[str, np.ndarray]:
+    """The inverse of load_canonical_weights: the canonical tensors `names` as host arrays."""
+    return {name: keras.ops.convert_to_numpy(v) for name, v in canonical_variables(model, names).items()}
+
+
+def export_onnx_model(model: keras.Model, path: str) -> dict:
+    """Write a Keras model as ONNX (docs/stack-contract.md, "Inference mode") with Keras's
+    model.export: one input `input` in the model's input layout and dtype, one output
+    `logits`, the batch dimension `batch`, training=False. Returns {"exporter", "opset"}.
+    The R Keras stack can export through this too."""
+    import onnx
+
+    x = model.inputs[0]
+    signature = [keras.InputSpec(shape=(None, *x.shape[1:]), dtype=x.dtype, name="input")]
+    model.export(path, format="onnx", verbose=False, input_signature=signature, opset_version=ONNX_OPSET)
+    exported = onnx.load(path)
+    graph = exported.graph
+    # The converters name the output after the op producing it (Identity:0, add_out_28,
+    # 641) and the batch dimension as they please (unk__77, Add641_dim_0).
+    rename_value(graph, graph.output[0].name, "logits")
+    for value in (*graph.input, *graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.save(exported, path)
+    converter, package = ONNX_CONVERTERS[keras.backend.backend()]
+    return {"exporter": f"keras {keras.__version__} model.export ({converter} {version(package)})",
+            "opset": ONNX_OPSET}
+
+
+def rename_value(graph, old: str, new: str) -> None:
+    """Rename a value of an ONNX graph wherever it is produced, used or declared."""
+    for node in graph.node:
+        for names in (node.input, node.output):
+            for i, name in enumerate(names):
+                if name == old:
+                    names[i] = new
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        if value.name == old:
+            value.name = new
 
 
 class Adam(keras.optimizers.Adam):
@@ -130,7 +189,7 @@ class KerasTrainer(Trainer):
         keras.utils.set_random_seed(spec.seed)
         self.images = spec.model == RESNET
         self.net = (build_resnet if self.images else build_lstm)(spec.model_config)
-        load_canonical_weights(self.net, weights)
+        self.load_weights(weights)
 
         opt = spec.optimizer
         if opt["name"] == "sgd":
@@ -152,10 +211,15 @@ class KerasTrainer(Trainer):
     def parameter_count(self) -> int:
         return int(sum(np.prod(v.shape) for v in self.net.trainable_weights))
 
-    def set_data(self, shards: Shards) -> None:
-        self.x_train = keras.ops.convert_to_tensor(shards.x_train)
-        self.y_train = keras.ops.convert_to_tensor(shards.y_train)
-        self.x_test, self.y_test = shards.x_test, shards.y_test
+    def canonical_weights(self) -> dict[str, np.ndarray]:
+        return self.in_spec_order(read_canonical_weights(self.net, self.model.names()))
+
+    def load_weights(self, weights) -> None:
+        load_canonical_weights(self.net, weights)
+
+    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x_train = keras.ops.convert_to_tensor(x)
+        self.y_train = keras.ops.convert_to_tensor(y)
 
     def train_epoch(self, batches: np.ndarray) -> float:
         total = 0.0
@@ -165,6 +229,11 @@ class KerasTrainer(Trainer):
                                              keras.ops.take(self.y_train, idx, axis=0))
         return total / len(batches)
 
-    def evaluate(self) -> float:
-        logits = self.net.predict(self.x_test, batch_size=EVAL_BATCH, verbose=0)
-        return float(np.mean(np.argmax(logits, axis=1) == self.y_test))
+    def inference_input(self, x: np.ndarray):
+        return keras.ops.convert_to_tensor(x)
+
+    def predict(self, inputs) -> np.ndarray:
+        return self.net.predict_on_batch(inputs)  # a host array: the step's work is done
+
+    def export_onnx(self, path: str) -> dict:
+        return export_onnx_model(self.net, path)

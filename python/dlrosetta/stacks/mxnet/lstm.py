@@ -16,9 +16,8 @@ Twins: python/dlrosetta/stacks/pytorch/lstm.py, python/dlrosetta/stacks/keras/ls
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
-import numpy as np
 from mxnet import gluon
 from mxnet.gluon import nn
 
@@ -44,15 +43,14 @@ def build_lstm(cfg: Mapping) -> LSTMClassifier:
     return LSTMClassifier(cfg)
 
 
-def lstm_parameters(net: LSTMClassifier, weights: Mapping[str, np.ndarray]) -> dict[gluon.Parameter, np.ndarray]:
-    """Each of the model's parameters with its value from the canonical weights: kernels
-    [in, 4u] -> [4u, in], dense [in, out] -> [out, in], the h2h bias zero."""
-    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+def lstm_parameters(net: LSTMClassifier) -> dict[str, tuple[gluon.Parameter, Optional[tuple[int, ...]]]]:
+    """Canonical tensor name -> (its Gluon parameter, the axes permuting the canonical
+    layout to Gluon's or None): kernels [in, 4u] -> [4u, in], dense [in, out] ->
+    [out, in]. The h2h bias has no canonical tensor: it keeps its zero initialisation."""
     lstm = net.lstm
-    return {net.embedding.weight: f32(weights["embedding.embeddings"]),
-            lstm.l0_i2h_weight: f32(weights["lstm.kernel"].T),
-            lstm.l0_h2h_weight: f32(weights["lstm.recurrent_kernel"].T),
-            lstm.l0_i2h_bias: f32(weights["lstm.bias"]),
-            lstm.l0_h2h_bias: np.zeros_like(f32(weights["lstm.bias"])),
-            net.dense.weight: f32(weights["head.dense.kernel"].T),
-            net.dense.bias: f32(weights["head.dense.bias"])}
+    return {"embedding.embeddings": (net.embedding.weight, None),
+            "lstm.kernel": (lstm.l0_i2h_weight, (1, 0)),
+            "lstm.recurrent_kernel": (lstm.l0_h2h_weight, (1, 0)),
+            "lstm.bias": (lstm.l0_i2h_bias, None),
+            "head.dense.kernel": (net.dense.weight, (1, 0)),
+            "head.dense.bias": (net.dense.bias, None)}

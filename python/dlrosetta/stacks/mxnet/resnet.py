@@ -8,17 +8,16 @@ convolutions fail on CPU, ../shared/ENVIRONMENT.md), and ReLU is the Activation 
 (oneDNN's eltwise kernel), not the generic `relu`.
 
 Blocks are registered under the canonical names of dlrosetta.model_spec (stem.conv,
-stage2.block1.bn1, head.dense, ...), so loading the canonical weights is a rename plus a
-layout change (resnet_parameters).
+stage2.block1.bn1, head.dense, ...), so a canonical tensor is a Gluon parameter renamed,
+its layout permuted (resnet_parameters).
 
 Twins: python/dlrosetta/stacks/pytorch/resnet.py, python/dlrosetta/stacks/keras/resnet.py,
        r/stacks/r-mxnet/R/resnet.R, julia/stacks/julia-native/src/resnet.jl.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
-import numpy as np
 from mxnet import gluon
 from mxnet.gluon import nn
 
@@ -49,7 +48,9 @@ class ShortcutA(gluon.HybridBlock):
     """x[:, :, ::2, ::2] with the new channels zero-padded equally on both sides.
 
     MXNet's pad operator pads only axes after the first two, so the channels become
-    axis 2 of a 5-D view [N, 1, C, H, W] (no copy), padded there. Concatenating zeros
+    axis 2 of a 5-D view [N, 1, C, H, W] (no copy), padded there, and the view is
+    squeezed back (a Reshape merging axes, code -3, would do the same, but mx2onnx cannot
+    convert it). Concatenating zeros
     on the channel axis instead crashes MXNet 1.9's oneDNN concat backward (SIGFPE) at
     widths 4 and 8, where 2 or 4 padded channels split oneDNN's channel block."""
 
@@ -61,7 +62,7 @@ class ShortcutA(gluon.HybridBlock):
         x = F.slice(x, begin=(None, None, None, None), end=(None, None, None, None), step=(1, 1, 2, 2))
         x = F.pad(F.expand_dims(x, axis=1), mode="constant", constant_value=0,
                   pad_width=(0, 0, 0, 0, self.side, self.side, 0, 0, 0, 0))
-        return F.reshape(x, (0, -3, 0, 0))  # [N, 1, C, H, W] -> [N, C, H, W]
+        return F.squeeze(x, axis=1)  # [N, 1, C, H, W] -> [N, C, H, W]
 
 
 class GlobalMean(gluon.HybridBlock):
@@ -117,25 +118,20 @@ def build_resnet(cfg: Mapping) -> nn.HybridSequential:
                                  dense=nn.Dense(cfg["num_classes"], in_units=blocks[-1].cout)))
 
 
-# Canonical tensor suffix -> Gluon's name for it.
-_GLUON_NAMES = {"kernel": "weight", "gamma": "gamma", "beta": "beta", "bias": "bias",
-                "moving_mean": "running_mean", "moving_variance": "running_var"}
+# Gluon's parameter name -> the canonical tensor's (dlrosetta.model_spec).
+_CANONICAL_NAMES = {"weight": "kernel", "gamma": "gamma", "beta": "beta", "bias": "bias",
+                    "running_mean": "moving_mean", "running_var": "moving_variance"}
+# The axes permuting a canonical tensor to Gluon's layout, by rank: conv HWIO -> OIHW,
+# dense [in, out] -> [out, in]; others are the same.
+_TO_GLUON = {4: (3, 2, 0, 1), 2: (1, 0)}
 
 
-def resnet_parameters(net: nn.HybridSequential, weights: Mapping[str, np.ndarray]) -> dict[gluon.Parameter, np.ndarray]:
-    """Each of the model's parameters with its value from the canonical weights, matched
-    by structural name (stem.bn.gamma, as Block.save_parameters names them): conv HWIO
-    -> OIHW, dense [in, out] -> [out, in]."""
-    params = net._collect_params_with_prefix()
+def resnet_parameters(net: nn.HybridSequential) -> dict[str, tuple[gluon.Parameter, Optional[tuple[int, ...]]]]:
+    """Canonical tensor name -> (its Gluon parameter, the axes permuting the canonical
+    layout to Gluon's or None), matched by structural name (stem.bn.running_mean, as
+    Block.save_parameters names them)."""
     out = {}
-    for name, array in weights.items():
+    for name, param in net._collect_params_with_prefix().items():
         prefix, suffix = name.rsplit(".", 1)
-        if array.ndim == 4:
-            array = array.transpose(3, 2, 0, 1)
-        elif array.ndim == 2:
-            array = array.T
-        key = f"{prefix}.{_GLUON_NAMES[suffix]}"
-        if key not in params:
-            raise ValueError(f"canonical tensor {name!r} has no Gluon parameter {key!r}")
-        out[params[key]] = np.ascontiguousarray(array, dtype=np.float32)
+        out[f"{prefix}.{_CANONICAL_NAMES[suffix]}"] = (param, _TO_GLUON.get(len(param.shape)))
     return out

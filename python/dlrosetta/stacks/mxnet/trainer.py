@@ -18,26 +18,31 @@ speed, data resident on the device.
   loss is summed on the device, so nothing syncs inside the epoch.
 - Images are transposed to NCHW once (oneDNN's layout here; MXNet 1.9's NHWC
   convolutions fail on CPU); every batch is an nd.take on the device.
+- Inference is the same hybridised graph under autograd.predict_mode, not recording:
+  batch norm uses its moving statistics and updates nothing. ONNX export is mx2onnx
+  (mx.onnx.export_model) of the network's symbol behind a transpose from the shards'
+  NHWC (export_onnx_model).
 
 Twins: python/dlrosetta/stacks/pytorch/trainer.py, python/dlrosetta/stacks/keras/trainer.py,
        r/stacks/r-mxnet/R/train.R, julia/stacks/julia-native/src/train.jl.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Optional
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
 
 from dlrosetta.model_spec import RESNET
-from dlrosetta.shards import Shards
 from dlrosetta.stacks.mxnet import configure
 from dlrosetta.stacks.mxnet.lstm import build_lstm, lstm_parameters
 from dlrosetta.stacks.mxnet.resnet import build_resnet, resnet_parameters
 from dlrosetta.stacks.train import Trainer, pick_accelerator
 
-EVAL_BATCH = 1000
+#: The newest opset mx2onnx 1.9.1 has translations for.
+MX2ONNX_OPSET = 13
 
 
 def visible_gpu() -> Optional[str]:
@@ -70,15 +75,74 @@ def kernel_info(images: bool, accelerator: Optional[str]) -> tuple[bool, str]:
     return True, f"oneDNN LSTM (fused RNN operator, forward and backward; h2h bias a constant zero); {step}; adam_update"
 
 
-def load_parameters(net: gluon.HybridBlock, values: Mapping[gluon.Parameter, np.ndarray], ctx) -> None:
-    """Initialise the network on ctx and set every parameter (BN moving statistics
-    included) to its canonical value; fails naming any parameter left without one."""
-    net.initialize(mx.init.Zero(), ctx=ctx)
-    left = sorted(p.name for p in net.collect_params().values() if p not in values)
-    if left:
-        raise ValueError(f"Gluon parameters {left} have no canonical tensor")
-    for param, value in values.items():
-        param.set_data(nd.array(value, ctx=ctx, dtype=value.dtype))
+def check_parameters(net: gluon.HybridBlock, parameters: Mapping[str, tuple], names: list[str]) -> None:
+    """Fail naming any canonical tensor without a Gluon parameter, or any trained Gluon
+    parameter (or BN statistic) without a canonical tensor."""
+    mapped = {param for param, _ in parameters.values()}
+    missing = sorted(set(names) - set(parameters))
+    extra = sorted(set(parameters) - set(names))
+    left = sorted(p.name for p in net.collect_params().values() if p not in mapped and p.grad_req != "null")
+    if missing or extra or left:
+        raise ValueError(f"canonical tensors {missing} have no Gluon parameter, {extra} are not canonical, "
+                         f"Gluon parameters {left} have no canonical tensor")
+
+
+def permute(array: np.ndarray, axes: Optional[tuple[int, ...]]) -> np.ndarray:
+    """array.transpose(axes); None leaves it as it is (where transpose would reverse it)."""
+    return array if axes is None else array.transpose(axes)
+
+
+@contextmanager
+def newest_onnx_opset(version: int) -> Iterator[None]:
+    """onnx as mx2onnx 1.9.1 was written for: one whose newest opset is `version`.
+    mx2onnx picks its translations, checks the graph and declares the model's opset by
+    the installed onnx's newest (23 in onnx 1.18), while its translations are of opset
+    13 and older: ReduceMean's axes an attribute (an input since opset 18), so declared
+    as 23 the graph is invalid. onnx has no setting for this, so its two module-level
+    values are swapped for the export."""
+    import onnx.checker
+    import onnx.defs
+
+    newest, imports = onnx.defs.onnx_opset_version, onnx.checker.DEFAULT_CONTEXT.opset_imports
+    onnx.defs.onnx_opset_version = lambda: version
+    onnx.checker.DEFAULT_CONTEXT.opset_imports = {"": version}
+    try:
+        yield
+    finally:
+        onnx.defs.onnx_opset_version = newest
+        onnx.checker.DEFAULT_CONTEXT.opset_imports = imports
+
+
+def export_onnx_model(net: gluon.HybridBlock, sample: np.ndarray, path: str) -> dict:
+    """Write a Gluon network as ONNX (docs/stack-contract.md, "Inference mode") with
+    mx2onnx: one input `input` in the layout and dtype of `sample` (the shards': NHWC
+    float32 images, transposed to the network's NCHW inside the graph, or int32 tokens),
+    one output `logits`, the batch dimension `batch`, batch norm on its moving statistics.
+    Returns {"exporter", "opset"}. The R MXNet stack exports through this too."""
+    import onnx
+
+    data = mx.sym.var("input")
+    logits = mx.sym.identity(net(mx.sym.transpose(data, axes=(0, 3, 1, 2)) if sample.ndim == 4 else data),
+                             name="logits")
+    params = {p.name: p.data() for p in net.collect_params().values()}
+    with newest_onnx_opset(MX2ONNX_OPSET):
+        mx.onnx.export_model(logits, params, in_shapes=[sample.shape], in_types=[sample.dtype], onnx_file_path=path,
+                             dynamic=True, dynamic_input_shapes=[(None, *sample.shape[1:])])
+    model = onnx.load(path)
+    graph = model.graph
+    # mx2onnx lists the weights among the graph's inputs too: the data is its only input.
+    weights = {t.name for t in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in weights]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    # mx2onnx leaves the batch dimension unnamed, and the classes unknown.
+    for value in (*graph.input, *graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    _, [(_, classes)], _ = logits.infer_shape(input=sample.shape)
+    graph.output[0].type.tensor_type.shape.dim[1].dim_value = classes
+    model.producer_name, model.producer_version = "mx2onnx", mx.__version__
+    onnx.save(model, path)
+    return {"exporter": f"mx2onnx (mxnet {mx.__version__}, onnx {onnx.__version__})", "opset": MX2ONNX_OPSET}
 
 
 class MXNetTrainer(Trainer):
@@ -93,14 +157,12 @@ class MXNetTrainer(Trainer):
         mx.random.seed(spec.seed)
         self.images = spec.model == RESNET
 
-        cfg = spec.model_config
-        if self.images:
-            self.net = build_resnet(cfg)
-            values = resnet_parameters(self.net, weights)
-        else:
-            self.net = build_lstm(cfg)
-            values = lstm_parameters(self.net, weights)
-        load_parameters(self.net, values, self.ctx)
+        build, parameters = (build_resnet, resnet_parameters) if self.images else (build_lstm, lstm_parameters)
+        self.net = build(spec.model_config)
+        self.net.initialize(mx.init.Zero(), ctx=self.ctx)
+        self.parameters = parameters(self.net)
+        check_parameters(self.net, self.parameters, model.names())
+        self.load_weights(weights)
         self.net.hybridize(static_alloc=True, static_shape=True)
         self.params = [p for p in self.net.collect_params().values() if p.grad_req != "null"]
         self.trainer = make_trainer(self.params, spec.optimizer)
@@ -116,16 +178,26 @@ class MXNetTrainer(Trainer):
     def parameter_count(self) -> int:
         return int(sum(np.prod(p.shape) for p in self.params))
 
-    def _inputs(self, x: np.ndarray) -> nd.NDArray:
+    def canonical_weights(self) -> dict[str, np.ndarray]:
+        return self.in_spec_order({name: permute(param.data().asnumpy(), None if axes is None else np.argsort(axes))
+                                   for name, (param, axes) in self.parameters.items()})
+
+    def load_weights(self, weights) -> None:
+        # set_data copies into the parameters' arrays, which the cached graph and the
+        # optimiser hold.
+        for name, (param, axes) in self.parameters.items():
+            param.set_data(nd.array(np.ascontiguousarray(permute(weights[name], axes)), ctx=self.ctx,
+                                    dtype="float32"))
+
+    def inference_input(self, x: np.ndarray) -> nd.NDArray:
         if self.images:  # NHWC -> NCHW, once
             return nd.array(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), ctx=self.ctx, dtype="float32")
         return nd.array(x, ctx=self.ctx, dtype="int32")
 
-    def set_data(self, shards: Shards) -> None:
-        self.x_train, self.x_test = self._inputs(shards.x_train), self._inputs(shards.x_test)
-        # float32 labels: what SoftmaxCrossEntropyLoss's pick and the accuracy compare take.
-        self.y_train = nd.array(shards.y_train, ctx=self.ctx, dtype="float32")
-        self.y_test = nd.array(shards.y_test, ctx=self.ctx, dtype="float32")
+    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x_train = self.inference_input(x)
+        # float32 labels: what SoftmaxCrossEntropyLoss's pick takes.
+        self.y_train = nd.array(y, ctx=self.ctx, dtype="float32")
 
     def _step(self, idx: nd.NDArray, batch_size: int) -> nd.NDArray:
         x, y = nd.take(self.x_train, idx), nd.take(self.y_train, idx)
@@ -143,9 +215,9 @@ class MXNetTrainer(Trainer):
         nd.waitall()  # every update of the epoch done, not only the losses
         return float(total.asscalar()) / len(batches)
 
-    def evaluate(self) -> float:
-        correct = nd.zeros((1,), ctx=self.ctx)
-        for start in range(0, self.y_test.shape[0], EVAL_BATCH):  # not recording: BN moving statistics
-            logits = self.net(self.x_test[start:start + EVAL_BATCH])
-            correct += (logits.argmax(axis=1) == self.y_test[start:start + EVAL_BATCH]).sum()
-        return float(correct.asscalar()) / self.y_test.shape[0]
+    def predict(self, inputs: nd.NDArray) -> np.ndarray:
+        with autograd.predict_mode():
+            return self.net(inputs).asnumpy()  # the copy to the host waits for the engine
+
+    def export_onnx(self, path: str) -> dict:
+        return export_onnx_model(self.net, self.sample_input(1), path)

@@ -46,13 +46,29 @@ def build_lstm(cfg: Mapping) -> nn.Sequential:
         head=nn.Sequential(OrderedDict(dense=nn.Linear(cfg["units"], cfg["num_classes"])))))
 
 
+# Canonical name -> (this model's name, whether the layouts are transposes of each other).
+_TORCH_NAMES = {"embedding.embeddings": ("embedding.weight", False),
+                "lstm.kernel": ("lstm.weight_ih", True),              # [in, 4u] / [4u, in]
+                "lstm.recurrent_kernel": ("lstm.weight_hh", True),    # [u, 4u] / [4u, u]
+                "lstm.bias": ("lstm.bias", False),
+                "head.dense.kernel": ("head.dense.weight", True),     # [in, out] / [out, in]
+                "head.dense.bias": ("head.dense.bias", False)}
+
+
 def lstm_state_dict(weights: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """The canonical weights as this model's state dict: kernels [in, 4u] -> [4u, in],
-    dense [in, out] -> [out, in]."""
-    t = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in weights.items()}
-    return {"embedding.weight": t["embedding.embeddings"],
-            "lstm.weight_ih": t["lstm.kernel"].t().contiguous(),
-            "lstm.weight_hh": t["lstm.recurrent_kernel"].t().contiguous(),
-            "lstm.bias": t["lstm.bias"],
-            "head.dense.weight": t["head.dense.kernel"].t().contiguous(),
-            "head.dense.bias": t["head.dense.bias"]}
+    """The canonical weights as this model's state dict."""
+    state = {}
+    for name, (torch_name, transposed) in _TORCH_NAMES.items():
+        t = torch.from_numpy(np.ascontiguousarray(weights[name]))
+        state[torch_name] = t.t().contiguous() if transposed else t
+    return state
+
+
+def lstm_canonical(state: Mapping[str, torch.Tensor], names: list[str]) -> dict[str, np.ndarray]:
+    """The inverse of lstm_state_dict."""
+    out = {}
+    for name in names:
+        torch_name, transposed = _TORCH_NAMES[name]
+        t = state[torch_name].detach().cpu()
+        out[name] = (t.t() if transposed else t).numpy()
+    return out

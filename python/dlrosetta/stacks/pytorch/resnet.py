@@ -84,18 +84,35 @@ _TORCH_NAMES = {"kernel": "weight", "gamma": "weight", "beta": "bias", "bias": "
                 "moving_mean": "running_mean", "moving_variance": "running_var"}
 
 
+def _torch_name(name: str) -> str:
+    prefix, suffix = name.rsplit(".", 1)
+    return f"{prefix}.{_TORCH_NAMES[suffix]}"
+
+
 def resnet_state_dict(weights: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """The canonical weights as this model's state dict: conv HWIO -> OIHW, dense
     [in, out] -> [out, in]."""
     state = {}
     for name, array in weights.items():
-        prefix, suffix = name.rsplit(".", 1)
         tensor = torch.from_numpy(np.ascontiguousarray(array))
         if tensor.ndim == 4:
             tensor = tensor.permute(3, 2, 0, 1)
         elif tensor.ndim == 2:
             tensor = tensor.t()
-        state[f"{prefix}.{_TORCH_NAMES[suffix]}"] = tensor.contiguous()
-        if suffix == "moving_mean":  # BN's update counter (unused with a fixed momentum)
-            state[f"{prefix}.num_batches_tracked"] = torch.tensor(0)
+        state[_torch_name(name)] = tensor.contiguous()
+        if name.endswith(".moving_mean"):  # BN's update counter (unused with a fixed momentum)
+            state[f"{name.rsplit('.', 1)[0]}.num_batches_tracked"] = torch.tensor(0)
     return state
+
+
+def resnet_canonical(state: Mapping[str, torch.Tensor], names: list[str]) -> dict[str, np.ndarray]:
+    """The inverse of resnet_state_dict for the canonical `names`: OIHW -> HWIO, [out, in] -> [in, out]."""
+    out = {}
+    for name in names:
+        tensor = state[_torch_name(name)].detach().cpu()
+        if tensor.ndim == 4:
+            tensor = tensor.permute(2, 3, 1, 0)
+        elif tensor.ndim == 2:
+            tensor = tensor.t()
+        out[name] = tensor.numpy()
+    return out

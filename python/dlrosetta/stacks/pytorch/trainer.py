@@ -8,6 +8,11 @@ Data lives on the device once; every batch is an index_select there. Images stay
 and a batch is viewed as NCHW in channels_last memory (no copy): oneDNN's preferred
 convolution layout on CPU, and what cuDNN's tensor cores want.
 
+Inference runs the model in eval() (moving statistics) under torch.inference_mode (no
+autograd bookkeeping), then puts the training mode back. ONNX export is torch.onnx's
+dynamo exporter (torch.export, then onnxscript's op library) of the model behind a
+wrapper that takes the shards' layout.
+
 Twins: python/dlrosetta/stacks/tensorflow/trainer.py, python/dlrosetta/stacks/keras/trainer.py,
        r/stacks/r-keras/R/train.R, julia/stacks/julia-native/src/train.jl.
 """
@@ -18,15 +23,15 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from dlrosetta.model_spec import RESNET
-from dlrosetta.shards import Shards
 from dlrosetta.stacks.train import Trainer, pick_accelerator
 from dlrosetta.stacks.pytorch import configure
-from dlrosetta.stacks.pytorch.lstm import build_lstm, lstm_state_dict
-from dlrosetta.stacks.pytorch.resnet import build_resnet, resnet_state_dict
+from dlrosetta.stacks.pytorch.lstm import build_lstm, lstm_canonical, lstm_state_dict
+from dlrosetta.stacks.pytorch.resnet import build_resnet, resnet_canonical, resnet_state_dict
 
-EVAL_BATCH = 1000
+ONNX_OPSET = 18  # the dynamo exporter's own default (onnxscript's torchlib targets it)
 
 
 class Adam(torch.optim.Adam):
@@ -59,10 +64,11 @@ class TorchTrainer(Trainer):
         self.images = spec.model == RESNET
         self.memory_format = torch.channels_last if self.images else torch.contiguous_format
 
-        build, state = (build_resnet, resnet_state_dict) if self.images else (build_lstm, lstm_state_dict)
-        net = build(spec.model_config)
-        net.load_state_dict(state(weights), strict=True)
-        self.net = net.to(self.device, memory_format=self.memory_format).train()
+        build = build_resnet if self.images else build_lstm
+        self.to_state, self.from_state = ((resnet_state_dict, resnet_canonical) if self.images else
+                                          (lstm_state_dict, lstm_canonical))
+        self.net = build(spec.model_config).to(self.device, memory_format=self.memory_format).train()
+        self.load_weights(weights)
 
         opt = spec.optimizer
         params = list(self.net.parameters())
@@ -93,6 +99,14 @@ class TorchTrainer(Trainer):
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
 
+    def canonical_weights(self) -> dict[str, np.ndarray]:
+        return self.in_spec_order(self.from_state(self.net.state_dict(), self.model.names()))
+
+    def load_weights(self, weights) -> None:
+        # Copies into the existing tensors: the optimizer's references, the device and
+        # the channels_last strides stay.
+        self.net.load_state_dict(self.to_state(weights), strict=True)
+
     def _inputs(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x).to(self.device, None if self.images else torch.int64)
 
@@ -100,11 +114,9 @@ class TorchTrainer(Trainer):
         # NHWC viewed as NCHW is a channels_last tensor: no copy.
         return x.permute(0, 3, 1, 2) if self.images else x
 
-    def set_data(self, shards: Shards) -> None:
-        self.x_train = self._inputs(shards.x_train)
-        self.y_train = torch.from_numpy(shards.y_train).to(self.device, torch.int64)
-        self.x_test = self._inputs(shards.x_test)
-        self.y_test = torch.from_numpy(shards.y_test).to(self.device, torch.int64)
+    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x_train = self._inputs(x)
+        self.y_train = torch.from_numpy(y).to(self.device, torch.int64)
 
     def _step(self, idx: torch.Tensor) -> torch.Tensor:
         x = self._batch(self.x_train.index_select(0, idx))
@@ -122,12 +134,40 @@ class TorchTrainer(Trainer):
             total += self._step(row)
         return total.item() / len(idx)
 
-    @torch.inference_mode()
-    def evaluate(self) -> float:
+    def inference_input(self, x: np.ndarray) -> torch.Tensor:
+        return self._batch(self._inputs(x))
+
+    def predict(self, inputs: torch.Tensor) -> np.ndarray:
+        training = self.net.training
         self.net.eval()
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        for start in range(0, len(self.y_test), EVAL_BATCH):
-            logits = self.net(self._batch(self.x_test[start:start + EVAL_BATCH]))
-            correct += (logits.argmax(1) == self.y_test[start:start + EVAL_BATCH]).sum()
-        self.net.train()
-        return correct.item() / len(self.y_test)
+        with torch.inference_mode():
+            logits = self.net(inputs).cpu().numpy()  # the copy to the host waits for the device
+        self.net.train(training)
+        return logits
+
+    def export_onnx(self, path: str) -> dict:
+        import onnxscript  # the dynamo exporter's op library; only exports need it
+
+        training = self.net.training
+        self.net.eval()
+        # Two samples: torch.export specialises a dimension traced at size 1.
+        sample = torch.from_numpy(self.sample_input(2)).to(self.device)
+        batch = torch.export.Dim("batch", min=1)
+        torch.onnx.export(ShardsLayout(self.net, self.images), (sample,), path, dynamo=True,
+                          input_names=["input"], output_names=["logits"], opset_version=ONNX_OPSET,
+                          dynamic_shapes=({0: batch},), external_data=False, optimize=True, verbose=False)
+        self.net.train(training)
+        return {"exporter": f"torch.onnx.export (dynamo; torch {torch.__version__}, "
+                            f"onnxscript {onnxscript.__version__})", "opset": ONNX_OPSET}
+
+
+class ShardsLayout(nn.Module):
+    """The model taking the shards' input as it is: NHWC float32 images (viewed as
+    NCHW), or int32 token ids (widened to the int64 nn.Embedding indexes with)."""
+
+    def __init__(self, net: nn.Module, images: bool):
+        super().__init__()
+        self.net, self.images = net, images
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.permute(0, 3, 1, 2) if self.images else x.long())

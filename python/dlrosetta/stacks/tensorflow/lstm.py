@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import numpy as np
 import tensorflow as tf
 
 from dlrosetta.model_spec import ModelSpec
@@ -40,9 +39,10 @@ class LSTMClassifier(tf.Module):
     """Tokens [batch, maxlen] -> logits; `training` is accepted for symmetry (no layer
     behaves differently in training)."""
 
-    def __init__(self, cfg: Mapping, spec: ModelSpec, weights: Mapping[str, np.ndarray]):
+    def __init__(self, cfg: Mapping, spec: ModelSpec):
         super().__init__(name="lstm")
-        self.v = {p.name: tf.Variable(weights[p.name], trainable=p.trainable, name=p.name)
+        # Zeros until the trainer loads the canonical weights (load_weights).
+        self.v = {p.name: tf.Variable(tf.zeros(p.shape), trainable=p.trainable, name=p.name)
                   for p in spec.params}
         self.trainable = [self.v[p.name] for p in spec.params if p.trainable]
 

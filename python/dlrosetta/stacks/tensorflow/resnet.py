@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import numpy as np
 import tensorflow as tf
 
 from dlrosetta.model_spec import ModelSpec, ResNetBlock, resnet_blocks
@@ -27,13 +26,14 @@ class ResNet(tf.Module):
     """Images [batch, 32, 32, 3] -> logits. `training` normalises with the batch's own
     statistics and updates the moving ones; otherwise the moving ones are used."""
 
-    def __init__(self, cfg: Mapping, spec: ModelSpec, weights: Mapping[str, np.ndarray]):
+    def __init__(self, cfg: Mapping, spec: ModelSpec):
         super().__init__(name="resnet")
         if cfg["shortcut"] not in ("A", "B"):
             raise ValueError(f"resnet shortcut must be 'A' or 'B', got {cfg['shortcut']!r}")
         self.shortcut = cfg["shortcut"]
         self.blocks = resnet_blocks(cfg["depth"], cfg["width"])
-        self.v = {p.name: tf.Variable(weights[p.name], trainable=p.trainable, name=p.name)
+        # Zeros until the trainer loads the canonical weights (load_weights).
+        self.v = {p.name: tf.Variable(tf.zeros(p.shape), trainable=p.trainable, name=p.name)
                   for p in spec.params}
         self.trainable = [self.v[p.name] for p in spec.params if p.trainable]
 

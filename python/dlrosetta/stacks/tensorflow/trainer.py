@@ -11,6 +11,10 @@ ResourceApplyMomentum (accum = m*accum + g; w -= lr*accum: the heavy ball of
 docs/models.md) and ResourceApplyAdam (lr_t = lr*sqrt(1-b2^t)/(1-b1^t);
 w -= lr_t*m/(sqrt(v)+eps)), one fused kernel per variable.
 
+Inference is one tf.function of the model with training=False (moving statistics, no
+variable assigned), its input signature's batch None so it is traced once for every batch
+size; tf2onnx converts that same function to ONNX.
+
 Twins: python/dlrosetta/stacks/pytorch/trainer.py, python/dlrosetta/stacks/keras/trainer.py,
        r/stacks/r-keras/R/train.R, julia/stacks/julia-native/src/train.jl.
 """
@@ -22,13 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from dlrosetta.model_spec import RESNET
-from dlrosetta.shards import Shards
 from dlrosetta.stacks.train import Trainer, pick_accelerator
 from dlrosetta.stacks.tensorflow import configure
 from dlrosetta.stacks.tensorflow.lstm import LSTMClassifier
 from dlrosetta.stacks.tensorflow.resnet import ResNet
 
-EVAL_BATCH = 1000
+ONNX_OPSET = 18  # the newest tf2onnx 1.17 converts to
 
 
 class Momentum:
@@ -76,7 +79,8 @@ class TensorFlowTrainer(Trainer):
         self.device = "/GPU:0" if self.accelerator else "/CPU:0"
         self.images = spec.model == RESNET
         with tf.device(self.device):
-            self.net = (ResNet if self.images else LSTMClassifier)(spec.model_config, model, weights)
+            self.net = (ResNet if self.images else LSTMClassifier)(spec.model_config, model)
+            self.load_weights(weights)
 
             opt = spec.optimizer
             if opt["name"] == "sgd":
@@ -98,6 +102,13 @@ class TensorFlowTrainer(Trainer):
             self.fused_kernel, notes = False, "LSTM a tf.scan of the cell's matmuls (faster here than BlockLSTMV2)"
         self.kernel_notes = f"{notes}; tf.function train step, ResourceApply* optimizer kernels"
 
+        # Inference: one tf.function traced once for any batch size (the signature's
+        # None), in the shards' layout and dtype; ONNX export converts the same function.
+        sample = self.sample_input(1)
+        self.input_signature = [tf.TensorSpec([None, *sample.shape[1:]], tf.as_dtype(sample.dtype), name="input")]
+        self._predict = tf.function(lambda x: {"logits": self.net(x, training=False)},
+                                    input_signature=self.input_signature)
+
     def framework_version(self) -> str:
         return tf.__version__
 
@@ -107,10 +118,16 @@ class TensorFlowTrainer(Trainer):
     def parameter_count(self) -> int:
         return int(sum(np.prod(v.shape) for v in self.net.trainable))
 
-    def set_data(self, shards: Shards) -> None:
+    def canonical_weights(self) -> dict[str, np.ndarray]:
+        return self.in_spec_order({name: v.numpy() for name, v in self.net.v.items()})
+
+    def load_weights(self, weights) -> None:
+        for name, v in self.net.v.items():
+            v.assign(weights[name])
+
+    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
         with tf.device(self.device):
-            self.x_train, self.y_train = tf.constant(shards.x_train), tf.constant(shards.y_train)
-            self.x_test, self.y_test = tf.constant(shards.x_test), tf.constant(shards.y_test)
+            self.x_train, self.y_train = tf.constant(x), tf.constant(y)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
     def _step(self, idx: tf.Tensor) -> tf.Tensor:
@@ -124,18 +141,21 @@ class TensorFlowTrainer(Trainer):
         total = tf.add_n([self._step(tf.constant(row)) for row in batches])
         return float(total.numpy()) / len(batches)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32)])
-    def _predict_images(self, x):
-        return tf.argmax(self.net(x, training=False), axis=1, output_type=tf.int32)
+    def inference_input(self, x: np.ndarray) -> tf.Tensor:
+        with tf.device(self.device):
+            return tf.constant(x)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
-    def _predict_tokens(self, x):
-        return tf.argmax(self.net(x, training=False), axis=1, output_type=tf.int32)
+    def predict(self, inputs: tf.Tensor) -> np.ndarray:
+        return self._predict(inputs)["logits"].numpy()
 
-    def evaluate(self) -> float:
-        predict = self._predict_images if self.images else self._predict_tokens
-        correct = 0
-        for start in range(0, int(self.y_test.shape[0]), EVAL_BATCH):
-            pred = predict(self.x_test[start:start + EVAL_BATCH])
-            correct += int(tf.reduce_sum(tf.cast(pred == self.y_test[start:start + EVAL_BATCH], tf.int32)))
-        return correct / int(self.y_test.shape[0])
+    def export_onnx(self, path: str) -> dict:
+        import onnx
+        import tf2onnx  # only exports need it
+
+        model, _ = tf2onnx.convert.from_function(self._predict, input_signature=self.input_signature,
+                                                 opset=ONNX_OPSET)
+        for value in (*model.graph.input, *model.graph.output):
+            value.type.tensor_type.shape.dim[0].dim_param = "batch"  # tf2onnx calls it unk__<n>
+        onnx.save(model, path)
+        return {"exporter": f"tf2onnx {tf2onnx.__version__} (from_function; tensorflow {tf.__version__})",
+                "opset": ONNX_OPSET}

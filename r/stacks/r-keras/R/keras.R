@@ -1,6 +1,7 @@
 # The binding to Python Keras through reticulate: which Python, whether Keras is there,
-# thread pools and device, layer names, R arrays to NumPy, loading the canonical
-# weights into a Keras model, and what the kernels are.
+# thread pools and device, layer names, R arrays to NumPy, the canonical weights into
+# and out of a Keras model, its forward pass in inference mode, its ONNX export (the
+# Python Keras stack's), and what the kernels are.
 #
 # R's keras/keras3 packages are themselves reticulate bindings to Python Keras and are
 # not installable here (no CRAN), so this stack calls the Python API directly, making
@@ -152,4 +153,29 @@ load_keras_weights <- function(model, weights) {
   }
   for (name in names(keys)) variables[[keys[[name]]]]$assign(as_numpy(weights[[name]], "float32"))
   invisible(model)
+}
+
+# The canonical tensors `names` (the model spec's, in its order) as the Keras model holds
+# them now, BN moving statistics included: the Python Keras stack's reader
+# (read_canonical_weights), the arrays as R arrays, canonical layout.
+canonical_keras_weights <- function(model, names) {
+  reticulate::py_to_r(reticulate::import("dlrosetta.stacks.keras.trainer", convert = FALSE)$read_canonical_weights(
+    model, as.list(names)))
+}
+
+# Rows of the shards' test array (NHWC float32 images, int32 tokens) as a backend tensor
+# on the device the model runs on (the Keras device scope run_stack holds).
+keras_input <- function(x) {
+  reticulate::import("keras", convert = FALSE)$ops$convert_to_tensor(as_numpy(x, npy_dtype(x)))
+}
+
+# The model's logits of an input, inference mode (BN moving statistics), as an R matrix:
+# Keras's compiled predict step (predict_on_batch), whose NumPy result is complete.
+keras_predict <- function(model, input) reticulate::py_to_r(model$predict_on_batch(input))
+
+# Write the model as ONNX with Keras's own exporter, model.export(format = "onnx"), as
+# the Python Keras stack does (export_onnx_model: input `input`, output `logits`, batch
+# dimension `batch`); returns list(exporter, opset).
+export_keras_onnx <- function(model, path) {
+  reticulate::import("dlrosetta.stacks.keras.trainer")$export_onnx_model(model, path)
 }

@@ -1,16 +1,17 @@
 # The r-keras stack's run: read the spec, build and load the model, train epoch by
-# epoch in the shared batch order, evaluate, and write the raw measurements
-# (docs/stack-contract.md); the launcher derives the record from them.
+# epoch in the shared batch order, evaluate, keep the trained weights, and write the raw
+# measurements (docs/stack-contract.md); the launcher derives the record from them. In
+# inference mode: time the forward pass, evaluate other stacks' weights, export ONNX.
 #
 # The loop is R code on purpose: the R-vs-Python overhead is what this stack measures,
 # so it makes exactly the Keras calls of the Python Keras stack. The training data
 # become backend tensors once; each step passes the batch's index row, gathers the
 # batch with keras.ops.take on the device, runs Keras's compiled train step
 # (train_on_batch: a tf.function, or jax.jit) and brings back one number, the loss.
+# Evaluation and inference mode run Keras's compiled predict step (predict_on_batch) on
+# inputs made once, the logits coming back as R matrices.
 #
 # Twins: python/dlrosetta/stacks/train.py, python/dlrosetta/stacks/keras/trainer.py, julia/stacks/julia-native/src/train.jl
-
-EVAL_BATCH <- 1000L
 
 # Build the run spec's model as a Keras model.
 build_model <- function(model, cfg) {
@@ -40,13 +41,11 @@ keras_parameter_count <- function(model) {
              function(v) as.numeric(reticulate::py_to_r(prod(v$shape))), 0))
 }
 
-# The shards (see read_shards) converted once for Keras: the training split to backend
-# tensors, the test split to NumPy arrays.
-shards_to_keras <- function(shards) {
-  x_dtype <- npy_dtype(shards$x_train)
+# The training split converted once for Keras: backend tensors on the model's device.
+training_data <- function(shards) {
   to_tensor <- reticulate::import("keras", convert = FALSE)$ops$convert_to_tensor
-  list(x_train = to_tensor(as_numpy(shards$x_train, x_dtype)), y_train = to_tensor(as_numpy(shards$y_train, "int32")),
-       x_test = as_numpy(shards$x_test, x_dtype), y_test = as_numpy(shards$y_test, "int32"))
+  list(x_train = to_tensor(as_numpy(shards$x_train, npy_dtype(shards$x_train))),
+       y_train = to_tensor(as_numpy(shards$y_train, "int32")))
 }
 
 # One optimiser step per row of batches (an R matrix of sample indices); returns each
@@ -66,24 +65,16 @@ train_batches <- function(model, data, batches) {
   vapply(seq_len(nrow(batches)) - 1L, step, 0)
 }
 
-# Accuracy on the whole test split, inference mode (BN moving statistics).
-evaluate_accuracy <- function(model, data) {
-  np <- reticulate::import("numpy", convert = FALSE)
-  logits <- model$predict(data$x_test, batch_size = EVAL_BATCH, verbose = 0L)
-  reticulate::py_to_r(np$mean(np$equal(np$argmax(logits, axis = -1L), data$y_test)))
-}
-
-# Run the stack on a run spec: train and write the measurements, or the check's step
-# losses (check mode), or the profile (profile mode: the backend's profiler, through the
-# Python profiler module), or `skipped` measurements when Keras cannot be reached from R.
+# Run the stack on a run spec: train and write the measurements (and the trained
+# weights, when the spec names a folder for them), or the check's step losses (check
+# mode), or the profile (profile mode: the backend's profiler, through the Python
+# profiler module), or the inference timings, logits and ONNX export (inference mode),
+# or `skipped` measurements when Keras cannot be reached from R.
 run_stack <- function(spec_path) {
   spec <- read_runspec(spec_path)
   reason <- keras_unavailable_reason()
   if (!is.null(reason)) return(write_skipped(spec, reason))
   inputs <- read_inputs(spec)
-  weights <- inputs$weights
-  shards <- inputs$shards
-  order <- inputs$order
 
   accelerator <- pick_accelerator(spec$device, configure_backend(spec$threads))
   keras <- reticulate::import("keras", convert = FALSE)
@@ -91,21 +82,34 @@ run_stack <- function(spec_path) {
   keras$device(if (is.null(accelerator)) "cpu:0" else "gpu:0")$`__enter__`()
   keras$utils$set_random_seed(as.integer(spec$seed))
   model <- build_model(spec$model, spec$model_config)
-  load_keras_weights(model, weights)
+  load_keras_weights(model, inputs$weights)
   model$compile(optimizer = make_optimizer(spec$training$optimizer),
                 loss = keras$losses$SparseCategoricalCrossentropy(from_logits = TRUE))
-  data <- shards_to_keras(shards)
-  rm(shards)  # the R copies: NumPy and the backend hold the data now
+  predict <- function(input) keras_predict(model, input)
+  measured <- function() c(
+    list(framework_version = reticulate::py_to_r(keras$`__version__`),
+         device = if (is.null(accelerator)) "cpu" else sprintf("gpu:0 (%s)", accelerator),
+         parameter_count = keras_parameter_count(model)),
+    kernel_info(spec$model, accelerator))
+  if (identical(spec$check, "inference")) {
+    return(run_inference(spec, inputs$weights, inputs$shards, load_weights = function(w) load_keras_weights(model, w),
+                         inference_input = keras_input, predict = predict,
+                         export_onnx = function(path) export_keras_onnx(model, path), measured = measured))
+  }
+
+  data <- training_data(inputs$shards)
+  test <- test_inputs(keras_input, inputs$shards$x_test)
+  y_test <- inputs$shards$y_test
+  order <- inputs$order
+  tensor_names <- names(inputs$weights)  # the model spec's, in its order
+  rm(inputs)  # the R copies of the data: NumPy and the backend hold them now
 
   run_training(spec, order,
                train_batches = function(batches) train_batches(model, data, batches),
-               evaluate = function() evaluate_accuracy(model, data),
-               measured = function() c(
-                 list(framework_version = reticulate::py_to_r(keras$`__version__`),
-                      device = if (is.null(accelerator)) "cpu" else sprintf("gpu:0 (%s)", accelerator),
-                      parameter_count = keras_parameter_count(model)),
-                 kernel_info(spec$model, accelerator)),
+               evaluate = function() test_accuracy(predict, test, y_test),
+               measured = measured,
                trace_block = function(out_dir) {
                  reticulate::import("dlrosetta.profiler")$trace_block(keras_backend(), out_dir)
-               })
+               },
+               canonical_weights = function() canonical_keras_weights(model, tensor_names))
 }

@@ -37,3 +37,15 @@ lstm_parameters <- function(net, weights) {
        list(net$dense$weight, t(weights$head.dense.kernel)),
        list(net$dense$bias, weights$head.dense.bias))
 }
+
+# The canonical tensors as the network holds them now, back in the canonical layouts
+# (the h2h bias, a constant zero, has no canonical tensor).
+lstm_canonical <- function(net) {
+  lstm <- net$lstm
+  list(embedding.embeddings = gluon_value(net$embedding$weight),
+       lstm.kernel = t(gluon_value(lstm$l0_i2h_weight)),
+       lstm.recurrent_kernel = t(gluon_value(lstm$l0_h2h_weight)),
+       lstm.bias = gluon_value(lstm$l0_i2h_bias),
+       head.dense.kernel = t(gluon_value(net$dense$weight)),
+       head.dense.bias = gluon_value(net$dense$bias))
+}

@@ -1,6 +1,7 @@
 # The binding to Python MXNet through reticulate: which Python, whether MXNet is there,
 # its threads and device, R arrays to NumPy and NDArrays, Gluon blocks defined in R,
-# named containers, loading values into Gluon parameters, and what the kernels are.
+# named containers, values into and out of Gluon parameters, the forward pass in
+# inference mode, the ONNX export (the Python MXNet stack's), and what the kernels are.
 #
 # This stack drives the Python MXNet library from R through reticulate, as R's keras
 # package drives Python Keras: the CRAN mxnet package (MXNet's own R binding) is not
@@ -148,11 +149,17 @@ gluon_parameter_count <- function(net) {
   sum(vapply(trainable_parameters(net), function(p) prod(unlist(r_value(p$shape))), 0))
 }
 
-# Initialise a Gluon network on ctx and give every parameter its value: `values` is a
-# list of list(parameter, R array in MXNet's layout). Fails naming the parameters left
-# without a value.
+# Initialise a Gluon network on ctx and give every parameter its value (see
+# set_gluon_parameters).
 load_gluon_parameters <- function(net, values, ctx) {
   net$initialize(reticulate::import("mxnet", convert = FALSE)$init$Zero(), ctx = ctx)
+  set_gluon_parameters(net, values, ctx)
+}
+
+# Give every parameter of an initialised Gluon network its value, copied into its
+# arrays on ctx: `values` is a list of list(parameter, R array in MXNet's layout). Fails
+# naming the parameters left without a value.
+set_gluon_parameters <- function(net, values, ctx) {
   given <- vapply(values, function(v) r_value(v[[1]]$name), "")
   left <- setdiff(names(gluon_parameters(net)), given)
   if (length(left)) stop(sprintf("Gluon parameters [%s] have no canonical tensor", paste(sort(left), collapse = ", ")),
@@ -166,4 +173,31 @@ load_gluon_parameters <- function(net, values, ctx) {
 kernel_info <- function(model, accelerator) {
   info <- reticulate::import("dlrosetta.stacks.mxnet.trainer")$kernel_info(model == "resnet", accelerator)
   list(fused_kernel = info[[1]], kernel_notes = info[[2]])
+}
+
+# A parameter's value as an R array, in MXNet's layout.
+gluon_value <- function(parameter) r_value(parameter$data()$asnumpy())
+
+# Rows of the shards' test array as the network's input NDArray on ctx: NHWC images
+# become NCHW float32 (aperm in R), tokens int32.
+mxnet_input <- function(x, ctx) {
+  if (length(dim(x)) == 4L) nd_array(aperm(x, c(1L, 4L, 2L, 3L)), "float32", ctx) else nd_array(x, "int32", ctx)
+}
+
+# The network's logits of an input, inference mode (autograd's predict mode, not
+# recording: BN moving statistics, no statistic updated), as an R matrix; asnumpy waits
+# for MXNet's engine.
+mxnet_predict <- function(net, input) {
+  with(reticulate::import("mxnet", convert = FALSE)$autograd$predict_mode(), logits <- call_block(net, input))
+  r_value(logits$asnumpy())
+}
+
+# Write the network with its current values as ONNX as the Python MXNet stack does
+# (export_onnx_model: mx2onnx; input `input` in the shards' layout and dtype, output
+# `logits`, the batch dimension `batch`); `shape` is one sample's shape in the shards
+# ([H, W, C] images, [maxlen] tokens). Returns list(exporter, opset).
+export_mxnet_onnx <- function(net, shape, path) {
+  sample <- if (length(shape) == 3L) as_numpy(array(0, c(1L, shape)), "float32") else
+    as_numpy(array(0L, c(1L, shape)), "int32")
+  reticulate::import("dlrosetta.stacks.mxnet.trainer")$export_onnx_model(net, sample, path)
 }

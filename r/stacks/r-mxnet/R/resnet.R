@@ -22,7 +22,9 @@ gluon_bn <- function(channels) {
 # Shortcut A where the shape changes: x[:, :, ::2, ::2], the new channels zero-padded
 # equally on both sides. MXNet's pad pads only axes after the first two, so the
 # channels become axis 2 of a 5-D view [N, 1, C, H, W] (concatenating zeros instead
-# crashes MXNet 1.9's oneDNN concat backward at small widths).
+# crashes MXNet 1.9's oneDNN concat backward at small widths), squeezed back after: a
+# view, as a reshape would be, but one MXNet's ONNX exporter converts (reshape's -3
+# code it refuses).
 shortcut_a <- function(cin, cout) {
   cls <- hybrid_block_class("ShortcutA", init = function(self, side) self$side <- side, forward = function(self, F, x) {
     every <- reticulate::tuple(NULL, NULL, NULL, NULL)
@@ -30,7 +32,7 @@ shortcut_a <- function(cin, cout) {
     side <- self$side
     x <- F$pad(F$expand_dims(x, axis = 1L), mode = "constant", constant_value = 0L,
                pad_width = reticulate::tuple(0L, 0L, 0L, 0L, side, side, 0L, 0L, 0L, 0L))
-    F$reshape(x, reticulate::tuple(0L, -3L, 0L, 0L))  # [N, 1, C, H, W] -> [N, C, H, W]
+    F$squeeze(x, axis = 1L)  # [N, 1, C, H, W] -> [N, C, H, W]
   })
   cls(as.integer((cout - cin) %/% 2L))
 }
@@ -88,15 +90,31 @@ build_resnet <- function(cfg) {
 GLUON_NAMES <- c(kernel = "weight", gamma = "gamma", beta = "beta", bias = "bias",
                  moving_mean = "running_mean", moving_variance = "running_var")
 
+# The Gluon parameter holding canonical tensor `name`, by structural name.
+gluon_parameter <- function(params, name) {
+  key <- paste0(sub("\\.[^.]*$", "", name), ".", GLUON_NAMES[[sub("^.*\\.", "", name)]])
+  if (is.null(params[[key]])) stop(sprintf("canonical tensor '%s' has no Gluon parameter '%s'", name, key), call. = FALSE)
+  params[[key]]
+}
+
 # Each of the network's parameters with its value from the canonical weights (R arrays,
 # canonical layout), matched by structural name: conv HWIO -> OIHW, dense [in, out] ->
 # [out, in]. A list of list(parameter, value), as load_gluon_parameters takes.
 resnet_parameters <- function(net, weights) {
   params <- structural_parameters(net)
   lapply(names(weights), function(name) {
-    key <- paste0(sub("\\.[^.]*$", "", name), ".", GLUON_NAMES[[sub("^.*\\.", "", name)]])
-    if (is.null(params[[key]])) stop(sprintf("canonical tensor '%s' has no Gluon parameter '%s'", name, key), call. = FALSE)
     w <- weights[[name]]
-    list(params[[key]], if (length(dim(w)) == 4L) aperm(w, c(4L, 3L, 1L, 2L)) else if (length(dim(w)) == 2L) t(w) else w)
+    list(gluon_parameter(params, name),
+         if (length(dim(w)) == 4L) aperm(w, c(4L, 3L, 1L, 2L)) else if (length(dim(w)) == 2L) t(w) else w)
   })
+}
+
+# The canonical tensors `names` as the network holds them now (BN moving statistics
+# included), back in the canonical layouts: OIHW -> HWIO, [out, in] -> [in, out].
+resnet_canonical <- function(net, names) {
+  params <- structural_parameters(net)
+  stats::setNames(lapply(names, function(name) {
+    w <- gluon_value(gluon_parameter(params, name))
+    if (length(dim(w)) == 4L) aperm(w, c(3L, 4L, 2L, 1L)) else if (length(dim(w)) == 2L) t(w) else w
+  }), names)
 }

@@ -1,6 +1,7 @@
 # The r-mxnet stack's run: read the spec, build and load the Gluon network, train epoch
-# by epoch in the shared batch order, evaluate, and write the raw measurements
-# (docs/stack-contract.md); the launcher derives the record from them.
+# by epoch in the shared batch order, evaluate, keep the trained weights, and write the
+# raw measurements (docs/stack-contract.md); the launcher derives the record from them.
+# In inference mode: time the forward pass, evaluate other stacks' weights, export ONNX.
 #
 # The loop is R code on purpose: the R-vs-Python overhead is what this stack measures,
 # so it makes exactly the MXNet calls of the Python MXNet stack's trainer. The data
@@ -8,21 +9,31 @@
 # the hybridised network's forward pass and the per-sample losses, runs backward and
 # Trainer.step(batch_size) (the gradient of the mean loss, rescaled inside the update
 # kernel). MXNet's engine runs all of it asynchronously: R queues a step's operators and
-# goes on; the losses are read back once the epoch's work is done.
+# goes on; the losses are read back once the epoch's work is done. Evaluation and
+# inference mode call the hybridised network in autograd's predict mode, not recording,
+# on inputs made once, the logits coming back as R matrices.
 #
 # Twins: python/dlrosetta/stacks/train.py, python/dlrosetta/stacks/mxnet/trainer.py, r/stacks/r-keras/R/train.R, julia/stacks/julia-native/src/train.jl
-
-EVAL_BATCH <- 1000L
 
 # Build the run spec's model as a Gluon network and load the canonical weights into it,
 # on ctx; hybridised (static_alloc, static_shape) like the Python stack's.
 build_model <- function(model, cfg, weights, ctx) {
   net <- switch(model, resnet = build_resnet(cfg), lstm = build_lstm(cfg),
                 stop(sprintf("unknown model '%s'; expected resnet or lstm", model), call. = FALSE))
-  values <- if (model == "resnet") resnet_parameters(net, weights) else lstm_parameters(net, weights)
-  load_gluon_parameters(net, values, ctx)
+  load_gluon_parameters(net, model_parameters(net, model, weights), ctx)
   net$hybridize(static_alloc = TRUE, static_shape = TRUE)
   net
+}
+
+# The network's parameters with their values from canonical weights (see
+# resnet_parameters, lstm_parameters).
+model_parameters <- function(net, model, weights) {
+  if (model == "resnet") resnet_parameters(net, weights) else lstm_parameters(net, weights)
+}
+
+# The model spec's tensors `names` as the network holds them now, canonical layout.
+canonical_mxnet_weights <- function(net, model, names) {
+  (if (model == "resnet") resnet_canonical(net, names) else lstm_canonical(net))[names]
 }
 
 # gluon.Trainer over the trainable parameters with the spec's optimiser: MXNet's SGD
@@ -41,14 +52,10 @@ make_trainer <- function(params, opt) {
          stop(sprintf("unknown optimizer '%s'; expected sgd or adam", opt$name), call. = FALSE))
 }
 
-# The shards (see read_shards) as NDArrays on ctx, once: images NHWC -> NCHW (aperm in
-# R), tokens int32, labels float32 (what the loss's pick and the accuracy compare take).
-shards_to_mxnet <- function(shards, ctx) {
-  images <- length(dim(shards$x_train)) == 4L
-  x <- function(a) if (images) nd_array(aperm(a, c(1L, 4L, 2L, 3L)), "float32", ctx) else nd_array(a, "int32", ctx)
-  list(x_train = x(shards$x_train), y_train = nd_array(shards$y_train, "float32", ctx),
-       x_test = x(shards$x_test), y_test = nd_array(shards$y_test, "float32", ctx),
-       n_test = length(shards$y_test))
+# The training split as NDArrays on ctx, once: images NHWC -> NCHW, tokens int32 (as
+# mxnet_input makes them), labels float32 (what the loss's pick takes).
+training_data <- function(shards, ctx) {
+  list(x_train = mxnet_input(shards$x_train, ctx), y_train = nd_array(shards$y_train, "float32", ctx))
 }
 
 # One optimiser step per row of batches (an R matrix of sample indices); returns each
@@ -75,47 +82,49 @@ train_batches <- function(learner, data, batches) {
   vapply(losses, function(l) reticulate::py_to_r(l$asscalar()), 0)
 }
 
-# Accuracy on the whole test split, inference mode (not recording: BN moving statistics).
-evaluate_accuracy <- function(learner, data) {
-  nd <- reticulate::import("mxnet", convert = FALSE)$nd
-  correct <- 0
-  for (start in seq(0L, data$n_test - 1L, by = EVAL_BATCH)) {
-    end <- min(start + EVAL_BATCH, data$n_test)
-    logits <- call_block(learner$net, nd$slice_axis(data$x_test, axis = 0L, begin = start, end = end))
-    hits <- nd$equal(logits$argmax(axis = 1L), nd$slice_axis(data$y_test, axis = 0L, begin = start, end = end))
-    correct <- correct + reticulate::py_to_r(hits$sum()$asscalar())
-  }
-  correct / data$n_test
-}
-
-# Run the stack on a run spec: train and write the measurements, or the check's step
-# losses (check mode), or the profile (profile mode: MXNet's profiler, through the Python
-# profiler module), or `skipped` measurements when MXNet cannot be reached from R.
+# Run the stack on a run spec: train and write the measurements (and the trained
+# weights, when the spec names a folder for them), or the check's step losses (check
+# mode), or the profile (profile mode: MXNet's profiler, through the Python profiler
+# module), or the inference timings, logits and ONNX export (inference mode), or
+# `skipped` measurements when MXNet cannot be reached from R.
 run_stack <- function(spec_path) {
   spec <- read_runspec(spec_path)
   reason <- mxnet_unavailable_reason(spec$threads, identical(spec$check, "profile"))
   if (!is.null(reason)) return(write_skipped(spec, reason))
   inputs <- read_inputs(spec)
-  weights <- inputs$weights
-  shards <- inputs$shards
-  order <- inputs$order
 
   mx <- reticulate::import("mxnet", convert = FALSE)
   accelerator <- pick_accelerator(spec$device, visible_gpu())
   ctx <- mxnet_context(accelerator)
   mx$random$seed(as.integer(spec$seed))
-  net <- build_model(spec$model, spec$model_config, weights, ctx)
+  net <- build_model(spec$model, spec$model_config, inputs$weights, ctx)
+  input <- function(x) mxnet_input(x, ctx)
+  predict <- function(x) mxnet_predict(net, x)
+  measured <- function() c(
+    list(framework_version = reticulate::py_to_r(mx$`__version__`), device = accelerator %||% "cpu",
+         parameter_count = gluon_parameter_count(net)),
+    kernel_info(spec$model, accelerator))
+  if (identical(spec$check, "inference")) {
+    return(run_inference(
+      spec, inputs$weights, inputs$shards,
+      load_weights = function(w) set_gluon_parameters(net, model_parameters(net, spec$model, w), ctx),
+      inference_input = input, predict = predict,
+      export_onnx = function(path) export_mxnet_onnx(net, dim(inputs$shards$x_test)[-1], path), measured = measured))
+  }
+
   learner <- list(net = net, ctx = ctx, trainer = make_trainer(trainable_parameters(net), spec$training$optimizer),
                   loss = mx$gluon$loss$SoftmaxCrossEntropyLoss())
-  data <- shards_to_mxnet(shards, ctx)
-  rm(shards)  # the R copies: MXNet holds the data now
+  data <- training_data(inputs$shards, ctx)
+  test <- test_inputs(input, inputs$shards$x_test)
+  y_test <- inputs$shards$y_test
+  order <- inputs$order
+  tensor_names <- names(inputs$weights)  # the model spec's, in its order
+  rm(inputs)  # the R copies of the data: MXNet holds them now
 
   run_training(spec, order,
                train_batches = function(batches) train_batches(learner, data, batches),
-               evaluate = function() evaluate_accuracy(learner, data),
-               measured = function() c(
-                 list(framework_version = reticulate::py_to_r(mx$`__version__`), device = accelerator %||% "cpu",
-                      parameter_count = gluon_parameter_count(net)),
-                 kernel_info(spec$model, accelerator)),
-               trace_block = function(out_dir) reticulate::import("dlrosetta.profiler")$trace_block("mxnet", out_dir))
+               evaluate = function() test_accuracy(predict, test, y_test),
+               measured = measured,
+               trace_block = function(out_dir) reticulate::import("dlrosetta.profiler")$trace_block("mxnet", out_dir),
+               canonical_weights = function() canonical_mxnet_weights(net, spec$model, tensor_names))
 }

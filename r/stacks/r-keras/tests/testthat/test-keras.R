@@ -60,3 +60,48 @@ test_that("kernel notes come from the Python Keras stack for the backend, model 
     expect_match(gpu$kernel_notes, "cuDNN", fixed = TRUE)
   }
 })
+
+test_that("canonical weights loaded into the Keras model come back out as the same arrays", {
+  skip_without_keras()
+  for (model in c("lstm", "resnet")) {
+    cfg <- if (model == "lstm") TINY_LSTM else list(depth = 8L, width = 4L, shortcut = "B", num_classes = 3L,
+                                                    image_size = 8L)
+    spec <- model_spec(model, cfg)
+    w <- read_initial_weights(write_bundle_fixture(tempfile(), "weights", initial_weights(spec, 5L)), spec)
+    net <- build_model(model, cfg)
+    load_keras_weights(net, w)
+    back <- canonical_keras_weights(net, param_names(spec))
+    expect_identical(names(back), param_names(spec))
+    for (name in names(w)) {
+      expect_identical(as.numeric(npy_shape(back[[name]])), as.numeric(npy_shape(w[[name]])), label = name)
+      expect_identical(as.vector(back[[name]]), as.vector(w[[name]]), label = name)
+    }
+  }
+})
+
+test_that("the forward pass takes rows of the shards' arrays and gives logits as an R matrix", {
+  skip_without_keras()
+  w <- initial_weights(model_spec("lstm", TINY_LSTM), 9L)
+  model <- build_lstm(TINY_LSTM)
+  load_keras_weights(model, w)
+  set.seed(3)
+  tokens <- matrix(sample.int(20L, 4 * 6, replace = TRUE) - 1L, 4)
+  logits <- keras_predict(model, keras_input(tokens))
+  expect_true(is.matrix(logits) && is.double(logits))
+  expect_equal(logits, lstm_reference_logits(w, tokens), tolerance = 1e-5)
+})
+
+test_that("the ONNX export is the Python Keras stack's: input `input`, output `logits`, the batch free", {
+  skip_without_keras()
+  model <- build_resnet(list(depth = 8L, width = 2L, shortcut = "A", num_classes = 3L, image_size = 4L))
+  path <- tempfile(fileext = ".onnx")
+  export <- export_keras_onnx(model, path)
+  expect_match(export$exporter, "^keras .* model.export \\(tf2onnx ")
+  expect_identical(export$opset, 18L)
+  onnx <- reticulate::import("onnx")
+  onnx$checker$check_model(path, full_check = TRUE)
+  graph <- onnx$load(path)$graph
+  value <- function(values) reticulate::py_get_item(values, 0L)
+  expect_identical(c(value(graph$input)$name, value(graph$output)$name), c("input", "logits"))
+  expect_identical(value(value(graph$input)$type$tensor_type$shape$dim)$dim_param, "batch")
+})

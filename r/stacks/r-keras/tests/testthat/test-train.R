@@ -12,4 +12,5 @@ test_that("optimisers are the spec's, by name", {
 })
 
 test_entry_point_contract(skip_without_keras, framework_version = function() reticulate::import("keras")$`__version__`,
-                          fused_kernel = FALSE, kernel_notes = "Keras LSTM on CPU")
+                          fused_kernel = FALSE, kernel_notes = "Keras LSTM on CPU",
+                          onnx_exporter = "^keras .* model.export \\(tf2onnx ")

@@ -51,3 +51,58 @@ test_that("kernel notes come from the Python MXNet stack for the model and devic
   expect_match(kernel_info("resnet", NULL)$kernel_notes, "oneDNN convolutions", fixed = TRUE)
   expect_match(kernel_info("resnet", "gpu:0")$kernel_notes, "cuDNN", fixed = TRUE)
 })
+
+test_that("canonical weights loaded into the Gluon network come back out as the same arrays", {
+  skip_without_mxnet()
+  ctx <- mxnet_context(NULL)
+  for (model in c("lstm", "resnet")) {
+    cfg <- if (model == "lstm") TINY_LSTM else list(depth = 8L, width = 4L, shortcut = "B", num_classes = 3L,
+                                                    image_size = 8L)
+    spec <- model_spec(model, cfg)
+    w <- read_initial_weights(write_bundle_fixture(tempfile(), "weights", initial_weights(spec, 5L)), spec)
+    net <- build_model(model, cfg, w, ctx)
+    back <- canonical_mxnet_weights(net, model, param_names(spec))
+    expect_identical(names(back), param_names(spec))
+    for (name in names(w)) {
+      expect_identical(as.numeric(npy_shape(back[[name]])), as.numeric(npy_shape(w[[name]])), label = name)
+      expect_identical(as.vector(back[[name]]), as.vector(w[[name]]), label = name)
+    }
+    other <- initial_weights(spec, 6L)  # loaded again into the built network: what inference mode does
+    set_gluon_parameters(net, model_parameters(net, model, other), ctx)
+    expect_equal(lapply(canonical_mxnet_weights(net, model, param_names(spec)), as.vector), lapply(other, as.vector),
+                 tolerance = 1e-7)
+  }
+})
+
+test_that("the forward pass takes rows of the shards' arrays (NHWC images) and gives logits as an R matrix", {
+  skip_without_mxnet()
+  ctx <- mxnet_context(NULL)
+  w <- initial_weights(model_spec("lstm", TINY_LSTM), 9L)
+  net <- build_model("lstm", TINY_LSTM, w, ctx)
+  set.seed(3)
+  tokens <- matrix(sample.int(20L, 4 * 6, replace = TRUE) - 1L, 4)
+  logits <- mxnet_predict(net, mxnet_input(tokens, ctx))
+  expect_true(is.matrix(logits) && is.double(logits))
+  expect_equal(logits, lstm_reference_logits(w, tokens), tolerance = 1e-5)
+  images <- array(runif(2 * 4 * 4 * 3), dim = c(2, 4, 4, 3))
+  nchw <- mxnet_input(images, ctx)
+  expect_identical(unlist(r_value(nchw$shape)), c(2L, 3L, 4L, 4L))
+  expect_equal(r_value(nchw$asnumpy()), aperm(images, c(1, 4, 2, 3)), tolerance = 1e-7)
+})
+
+test_that("the ONNX export is the Python MXNet stack's: input `input` in the shards' layout, output `logits`", {
+  skip_without_mxnet()
+  cfg <- list(depth = 8L, width = 2L, shortcut = "A", num_classes = 3L, image_size = 4L)
+  net <- build_model("resnet", cfg, initial_weights(model_spec("resnet", cfg), 1L), mxnet_context(NULL))
+  path <- tempfile(fileext = ".onnx")
+  export <- export_mxnet_onnx(net, c(4L, 4L, 3L), path)
+  expect_match(export$exporter, "^mx2onnx \\(mxnet 1.9.1, onnx ")
+  expect_identical(export$opset, 13L)
+  onnx <- reticulate::import("onnx")
+  onnx$checker$check_model(path, full_check = TRUE)
+  graph <- onnx$load(path)$graph
+  value <- function(values) reticulate::py_get_item(values, 0L)
+  expect_identical(c(value(graph$input)$name, value(graph$output)$name), c("input", "logits"))
+  dims <- value(graph$input)$type$tensor_type$shape$dim
+  expect_identical(c(value(dims)$dim_param, reticulate::py_get_item(dims, 3L)$dim_value), c("batch", "3"))
+})

@@ -17,4 +17,5 @@ test_that("optimisers are the spec's, by name, in MXNet's documented forms", {
 })
 
 test_entry_point_contract(skip_without_mxnet, framework_version = function() reticulate::import("mxnet")$`__version__`,
-                          fused_kernel = TRUE, kernel_notes = "oneDNN LSTM")
+                          fused_kernel = TRUE, kernel_notes = "oneDNN LSTM",
+                          onnx_exporter = "^mx2onnx \\(mxnet ")
