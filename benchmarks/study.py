@@ -27,6 +27,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
+from dlrosetta.inference import NATIVE, InferenceRecord  # noqa: E402
 from dlrosetta.record import Record  # noqa: E402
 
 
@@ -44,16 +45,44 @@ def run_study(configfile: str | None, label: str = "bench") -> tuple[Path, float
     return work, wall
 
 
+def inference_records(work: Path) -> list[InferenceRecord]:
+    folder = work / "results" / "inference"
+    return [InferenceRecord.read(p) for p in folder.rglob("repeat*.json")] if folder.is_dir() else []
+
+
+def process_seconds(work: Path) -> float:
+    """Seconds of the stack processes: training, native inference, and the ONNX
+    runners (one process per runtime writes the records of every export)."""
+    records = inference_records(work)
+    runners = {(r.dataset, r.model, r.runtime, r.repeat): r.run_seconds or 0.0 for r in records if r.engine != NATIVE}
+    training = (work / "results" / "records").glob("*/*/*/threads*/repeat*.json")
+    return (sum(Record.read(p).run_seconds or 0.0 for p in training)
+            + sum(r.run_seconds or 0.0 for r in records if r.engine == NATIVE) + sum(runners.values()))
+
+
 def overhead(work: Path, wall: float) -> tuple[float, float]:
     """(seconds of the stack processes, orchestration overhead in seconds)."""
-    stacks_s = sum(Record.read(p).run_seconds or 0.0 for p in (work / "results" / "records").rglob("*.json"))
+    stacks_s = process_seconds(work)
     return stacks_s, wall - stacks_s
+
+
+def export_and_crosseval_seconds(work: Path) -> dict[str, float]:
+    """Per (data set/model/stack): what its repeat-1 inference process, which also
+    cross-evaluates and exports, took beyond the median of its other repeats (timed
+    calls only): the cost of cross-evaluation and export (docs/inference.md)."""
+    runs: dict[str, dict[int, float]] = {}
+    for r in inference_records(work):
+        if r.engine == NATIVE and r.run_seconds:
+            runs.setdefault(f"{r.dataset}/{r.model}/{r.stack}", {})[r.repeat] = r.run_seconds
+    return {k: v[1] - float(pd.Series([s for rep, s in v.items() if rep != 1]).median())
+            for k, v in runs.items() if 1 in v and len(v) > 1}
 
 
 #: Where a rule's time goes in the breakdown (rules not named: their own line).
 RULE_GROUPS = {"shards": "data (shards, order, weights)", "epoch_order": "data (shards, order, weights)",
                "initial_weights": "data (shards, order, weights)", "machine": "machine probe",
-               "aggregate": "aggregation", "profiles": "aggregation", "report": "report",
+               "aggregate": "aggregation", "profiles": "aggregation", "inference_table": "aggregation",
+               "crosseval": "aggregation", "report": "report",
                "build_env": "environment checks"}
 
 
@@ -74,8 +103,8 @@ def overhead_breakdown(work: Path) -> dict[str, float]:
     parts = {"snakemake start-up (parse, DAG) until the first job": first - bench["started"]}
     stacks_s, _ = overhead(work, bench["wall_seconds"])
     for (rule, start), end in jobs.items():
-        name = "launcher around the stacks (start-up, GEMM probes, record)" if rule in ("train", "profile") else \
-            RULE_GROUPS.get(rule, rule)
+        name = "launcher around the stacks (start-up, GEMM probes, record)" if rule in (
+            "train", "profile", "infer", "infer_onnx") else RULE_GROUPS.get(rule, rule)
         parts[name] = parts.get(name, 0.0) + end - start
     parts["launcher around the stacks (start-up, GEMM probes, record)"] -= stacks_s
     # Light jobs may run beside a training run (--cores 2): idle time is what no job covers.
@@ -85,6 +114,23 @@ def overhead_breakdown(work: Path) -> dict[str, float]:
         reach = max(reach, end)
     parts["no job running (scheduling, job start-up, shutdown)"] = bench["wall_seconds"] - (first - bench["started"]) - busy
     return parts
+
+
+def print_inference(work: Path, wall: float) -> None:
+    """Inference's share of the study, and export + cross-evaluation against the rest."""
+    jobs = [json.loads(f.read_text()) for f in (work / ".snakemake" / "metadata").iterdir()]
+    per_rule = {rule: sum(m["endtime"] - m["starttime"] for m in jobs if m.get("rule") == rule and m.get("endtime"))
+                for rule in ("train", "infer", "infer_onnx")}
+    print(f"training jobs:          {per_rule['train']:8.1f} s")
+    print(f"native inference jobs:  {per_rule['infer']:8.1f} s")
+    print(f"ONNX runtime jobs:      {per_rule['infer_onnx']:8.1f} s")
+    extra = export_and_crosseval_seconds(work)
+    if extra:
+        total = sum(extra.values())
+        print(f"export + cross-evaluation (repeat 1 beyond the other repeats, {len(extra)} processes): "
+              f"{total:.1f} s = {100 * total / (wall - total):.1f} % of the study without them (target <= 15 %)")
+        for k, v in sorted(extra.items(), key=lambda kv: -kv[1])[:5]:
+            print(f"  {k:50} {v:6.2f} s")
 
 
 def print_study(work: Path, wall: float, name: str) -> pd.DataFrame:
@@ -103,6 +149,7 @@ def print_study(work: Path, wall: float, name: str) -> pd.DataFrame:
     print(f"orchestration overhead: {over:8.1f} s = {100 * over / wall:.1f} % of wall time (target < 5 %)")
     for part, seconds in overhead_breakdown(work).items():
         print(f"  {part:62} {seconds:7.1f} s")
+    print_inference(work, wall)
     print(f"\n{'dataset/model':26} {'stack':17} {'thr':>3} {'n':>2} {'steady s/epoch [95 % CI]':>26} {'CV %':>5} "
           f"{'warm-up s':>9} {'vs fastest':>10} {'of GEMM':>7} {'acc.':>5}")
     for r in summary.to_dict("records"):

@@ -207,6 +207,28 @@ def inference_retry_stamp(wildcards):
     return retry_stamp(stamp, record, reason)
 
 
+def inference_spec_json(wildcards):
+    run = inference_run(wildcards)
+    first = run.repeat == 1
+    native = Path(inference_path(run)).parent
+    inference = {
+        **STUDY.inference_settings(),
+        "evaluate": (
+            [{"stack": s, "weights": trained_weights_manifest(run.dataset, run.model, s)} for s in STACK_IDS]
+            if first
+            else []
+        ),
+        "logits": str(native / "logits") if first else None,
+        "onnx": str(native / "model.onnx") if first and STUDY.inference_runtimes() else None,
+    }
+    measurements = f"results/runs/inference/{run_id(run)}/inference.json"
+    return run_spec_json(run, measurements, "inference", inference=inference)
+
+
+def trained_records(wildcards, stacks):
+    return [record_path(STUDY.trained_weights_run(wildcards.dataset, wildcards.model, s)) for s in stacks]
+
+
 ALL_RECORDS = [record_path(r) for r in STUDY.runs()]
 ALL_PROFILES = [profile_path(r) for r in STUDY.profiles()]
 INFERENCE_RUNS = STUDY.inference_runs()

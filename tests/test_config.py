@@ -79,6 +79,11 @@ def test_default_study_covers_every_model_and_registered_stack():
     (("stacks",), ["py;torch"], "'py;torch' does not match"),
     (("stacks",), "every", "'all' was expected"),
     (("venvs_dir",), "", "should be non-empty"),
+    (("inference", "runtimes"), ["tensorrt"], "'tensorrt' is not one of"),
+    (("inference", "batch_sizes"), [1, 1], "has non-unique elements"),
+    (("inference", "batch_sizes"), [0], "0 is less than the minimum"),
+    (("inference", "min_seconds"), -1, "-1 is less than the minimum"),
+    (("inference", "latency"), True, "'latency' was unexpected"),
 ])
 def test_schema_names_the_bad_key_or_value(path, value, fragment):
     config = load("config.yaml")
@@ -102,6 +107,8 @@ def test_schema_names_the_bad_key_or_value(path, value, fragment):
                                                         "maxlen": 80}}) or c["models"]["lstm"].update(batch_size=30000),
      r"models.lstm.batch_size: 30000 is larger than datasets.synthetic-imdb.train_samples \(25000\)"),
     (lambda c: c["models"]["resnet"].update(depth=9), r"models.resnet: .*6n\+2"),
+    (lambda c: c["inference"].update(min_calls=50, max_calls=10),
+     r"inference.min_calls \(50\) is larger than inference.max_calls \(10\)"),
 ])
 def test_study_checks_name_the_key(change, fragment):
     config = load("config.yaml")

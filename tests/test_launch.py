@@ -96,7 +96,7 @@ def test_record_is_derived_from_raw_measurements(tiny_run, tmp_path):
     assert r.test_accuracy == 0.625 and r.eval_seconds == 0.2
     assert r.shards_sha256 and r.initial_weights_sha256 and len(r.stack_code_sha256) == 64 and r.host_cpu
     spec = json.loads((tmp_path / "run" / "spec.json").read_text())
-    assert spec["stack"] == "fake" and Path(spec["shards"]).is_absolute() and spec["spec_version"] == 2
+    assert spec["stack"] == "fake" and Path(spec["shards"]).is_absolute() and spec["spec_version"] == 3
 
 
 @pytest.mark.parametrize("series", ["train_loss_per_epoch", "test_accuracy_per_epoch", "eval_seconds_per_epoch"])

@@ -66,7 +66,7 @@ def test_the_smoke_study_runs_through_slurm(cluster, tmp_path):
     assert out.returncode == 0, log[-4000:]
     # Every training run and the probe went through sbatch; the rest stayed local.
     submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log)
-    records = sorted((tmp_path / "slurm" / "results" / "records").rglob("*.json"))
+    records = sorted((tmp_path / "slurm" / "results" / "records").glob("*/*/*/threads*/repeat*.json"))
     assert len(records) == 2 * len(two_stacks())
     assert len(submitted) == len(records) + 1, log[-4000:]  # + the machine probe
     for rule in ("shards", "epoch_order", "initial_weights", "aggregate", "report"):

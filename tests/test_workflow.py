@@ -82,7 +82,7 @@ def smoke(tmp_path_factory):
 
 
 def test_smoke_study_writes_a_valid_record_for_every_run(smoke):
-    records = sorted((smoke / "results" / "records").rglob("*.json"))
+    records = sorted((smoke / "results" / "records").glob("*/*/*/threads*/repeat*.json"))
     assert len(records) == 2 * N_STACKS
     for path in records:
         data = json.loads(path.read_text())
@@ -156,6 +156,47 @@ def test_a_changed_setting_reruns_exactly_the_runs_it_affects(smoke, tmp_path, c
     assert trains(out) == expected
     if not expected:
         assert "shards" not in planned_jobs(out.stdout)
+
+
+def inferences(out) -> set[str]:
+    """The inference records a dry run plans to (re)make (the runtimes' as their rule's log)."""
+    return set(re.findall(r"^\s*output: (results/inference/\S+/native/\S+\.json)", out.stdout, re.M)) | set(
+        re.findall(r"^\s*log: (results/logs/inference/\S+/onnx/\S+\.log)", out.stdout, re.M))
+
+
+NATIVE = {f"results/inference/{'smoke-cifar' if m == 'resnet' else 'smoke-imdb'}/{m}/native/{s}/repeat1.json"
+          for m in ("resnet", "lstm") for s in STACKS}
+RUNTIMES = {f"results/logs/inference/{d}/{m}/onnx/repeat1.log" for d, m in (("smoke-cifar", "resnet"),
+                                                                              ("smoke-imdb", "lstm"))}
+
+
+@pytest.mark.parametrize("change, trained, inferred", [
+    ({}, set(), set()),
+    ({"inference": {"batch_sizes": [1, 8]}}, set(), NATIVE | RUNTIMES),
+    ({"inference": {"min_calls": 20}}, set(), NATIVE | RUNTIMES),
+    ({"inference": {"runtimes": ["onnxruntime"]}}, set(), RUNTIMES),
+    ({"inference": {"repeats": 2}}, set(), {p.replace("repeat1", "repeat2") for p in NATIVE | RUNTIMES}),
+    ({"models": {"lstm": {"units": 9}}}, records("lstm"), {p for p in NATIVE | RUNTIMES if "lstm" in p}),
+])
+def test_inference_settings_rerun_inference_only(smoke, tmp_path, change, trained, inferred):
+    override = tmp_path / "change.yaml"
+    override.write_text(json.dumps(change))
+    out = snakemake(smoke, "-n", "--configfile", str(SMOKE), str(override))
+    assert (trains(out), inferences(out)) == (trained, inferred)
+
+
+def test_the_smoke_study_writes_trained_weights_the_matrix_and_inference_records(smoke):
+    results = smoke / "results"
+    for path in records():
+        r = Record.read(smoke / path)
+        if r.status == "ok":
+            assert (smoke / r.trained_weights).is_file() and r.trained_weights.startswith(path.removesuffix(".json"))
+    matrix = pd.read_csv(results / "crosseval.csv")
+    assert len(matrix) == 2 * N_STACKS**2
+    table = pd.read_csv(results / "inference.csv")
+    assert set(table.engine) == {"native", "onnxruntime", "openvino", "openvino-bf16"}
+    page = (results / "report" / "index.html").read_text()
+    assert "Cross-evaluation" in page and "<h2>Inference</h2>" in page
 
 
 def scratch_checkout(tmp_path: Path) -> Path:

@@ -14,7 +14,6 @@ from typing import Iterable
 
 import jinja2
 import matplotlib
-import matplotlib.patches
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -243,7 +242,8 @@ ENGINE_COLORS = {"native": "#4e79a7", "onnxruntime": "#f28e2b", "openvino": "#59
 
 def inference_chart(cases: list[dict]) -> bytes:
     """Median call with its 95 % interval per engine and stack, one panel per (case,
-    batch size): batch 1 is latency, the largest batch throughput."""
+    batch size): batch 1 is latency, the largest batch throughput. Bars are coloured by
+    engine, which every label names too."""
     panels = [(c, b) for c in cases for b in c["batches"]]
     cols = max(len(c["batches"]) for c in cases)
     height = 0.3 * max(len(b["rows"]) for _, b in panels) + 1.6
@@ -261,8 +261,6 @@ def inference_chart(cases: list[dict]) -> bytes:
             ax.set_xlabel("median ms per call, 95 % interval (log scale; lower is better)")
         for j in range(len(case["batches"]), cols):
             axes[i][j].axis("off")
-    handles = [matplotlib.patches.Patch(color=c, label=e) for e, c in ENGINE_COLORS.items()]
-    fig.legend(handles=handles, loc="upper right", fontsize=8, ncol=4)
     fig.suptitle("Inference: time per call of the trained models (docs/inference.md)", fontsize=11)
     return _png(fig)
 

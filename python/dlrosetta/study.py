@@ -22,7 +22,7 @@ DATASET_KINDS = {"cifar10": ("image", 10), "synthetic-cifar": ("image", 10),
 FULL_TRAIN_SAMPLES = {"cifar10": 50_000, "imdb": 25_000}
 MODEL_MODALITY = {RESNET: "image", LSTM: "text"}
 INFERENCE_DEFAULTS = {"enabled": False, "batch_sizes": [1, 256], "runtimes": ["onnxruntime", "openvino"],
-                      "repeats": 3, "warmup_calls": 5, "min_calls": 100, "max_calls": 2000, "min_seconds": 0.5}
+                      "repeats": 3, "warmup_calls": 5, "min_calls": 10, "max_calls": 2000, "min_seconds": 0.3}
 
 
 class ConfigError(ValueError):

@@ -49,10 +49,10 @@ class ShortcutA(gluon.HybridBlock):
 
     MXNet's pad operator pads only axes after the first two, so the channels become
     axis 2 of a 5-D view [N, 1, C, H, W] (no copy), padded there, and the view is
-    squeezed back (a Reshape merging axes, code -3, would do the same, but mx2onnx cannot
-    convert it). Concatenating zeros
-    on the channel axis instead crashes MXNet 1.9's oneDNN concat backward (SIGFPE) at
-    widths 4 and 8, where 2 or 4 padded channels split oneDNN's channel block."""
+    squeezed back (a reshape merging axes, code -3, would do the same, but mx2onnx cannot
+    convert it). Concatenating zeros on the channel axis instead crashes MXNet 1.9's
+    oneDNN concat backward (SIGFPE) at widths 4 and 8, where 2 or 4 padded channels split
+    oneDNN's channel block."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
