@@ -87,7 +87,6 @@ def test_reader_rejects_unknown_fields():
 def test_env_lock_sha256_names_the_lock_or_is_null():
     """2.2: the lock the stack's environment was built from; null without one, and a 2.1
     record (which has no such field) still reads."""
-    assert SCHEMA_VERSION == "2.2.0"
     r = ok_record(env_lock_sha256="b" * 64)
     validate_record_dict(r.to_dict())
     assert Record.from_dict(r.to_dict()).env_lock_sha256 == "b" * 64
@@ -99,3 +98,20 @@ def test_env_lock_sha256_names_the_lock_or_is_null():
     old["schema_version"] = "2.1.0"
     validate_record_dict(old)
     assert Record.from_dict(old).env_lock_sha256 is None
+
+
+def test_trained_weights_name_the_bundle_or_are_null():
+    """2.3: the trained-weights bundle beside the record and its manifest's sha256; a 2.2
+    record (which has neither) still reads."""
+    assert SCHEMA_VERSION == "2.3.0"
+    r = ok_record(trained_weights="results/records/x/repeat1.weights/manifest.json", trained_weights_sha256="c" * 64)
+    validate_record_dict(r.to_dict())
+    assert Record.from_dict(r.to_dict()).trained_weights_sha256 == "c" * 64
+    with pytest.raises(RecordError, match="trained_weights_sha256"):
+        validate_record_dict(dict(r.to_dict(), trained_weights_sha256="nope"))
+    old = ok_record().to_dict()
+    for key in ("trained_weights", "trained_weights_sha256"):
+        del old[key]
+    old["schema_version"] = "2.2.0"
+    validate_record_dict(old)
+    assert Record.from_dict(old).trained_weights is None

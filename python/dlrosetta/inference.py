@@ -15,17 +15,14 @@ python/dlrosetta/onnx_runner.py).
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, ClassVar, Iterable, Mapping, Optional
 
 import numpy as np
 
-from dlrosetta.measurements import write_json_atomic
-from dlrosetta.record import RecordError, RunIdentity, check_status, validate_json
+from dlrosetta.record import RunIdentity
 from dlrosetta.statistics import estimate, seed_of
 
 INFERENCE_SCHEMA_VERSION = "1.0.0"
@@ -88,29 +85,8 @@ class InferenceRecord(RunIdentity):
     test_accuracy: Optional[float] = None
     schema_version: str = INFERENCE_SCHEMA_VERSION
 
-    def __post_init__(self):
-        check_status(self.status, self.reason, "inference record")
-        if self.batches is not None and not isinstance(self.batches, tuple):
-            object.__setattr__(self, "batches", tuple(self.batches))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        if d["batches"] is not None:
-            d["batches"] = list(d["batches"])
-        return d
-
-    def write(self, path: str | os.PathLike) -> None:
-        validate_json(self.to_dict(), "inference")
-        write_json_atomic(path, self.to_dict())
-
-    @classmethod
-    def read(cls, path: str | os.PathLike) -> "InferenceRecord":
-        try:
-            data = json.loads(Path(path).read_text())
-            validate_json(data, "inference")
-            return cls(**data)
-        except (OSError, json.JSONDecodeError, RecordError, TypeError) as e:
-            raise RecordError(f"{path}: not an inference record of schema {INFERENCE_SCHEMA_VERSION}: {e}") from None
+    KIND: ClassVar[str] = "inference"
+    SEQUENCES: ClassVar[tuple[str, ...]] = ("batches",)
 
 
 # -- tables ------------------------------------------------------------------------------

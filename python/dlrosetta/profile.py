@@ -20,7 +20,6 @@ Twins: none (stacks write traces: python/dlrosetta/profiler.py, julia/src/kernel
 """
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 import os
@@ -28,11 +27,10 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, ClassVar, Iterable, Mapping, Optional
 
-from dlrosetta.measurements import write_json_atomic
 from dlrosetta.profiler import complete_events
-from dlrosetta.record import RecordError, RunIdentity, check_status, validate_json
+from dlrosetta.record import RecordError, RunIdentity
 
 PROFILE_SCHEMA_VERSION = "1.0.0"
 OVERHEAD = "overhead"
@@ -172,29 +170,8 @@ class ProfileRecord(RunIdentity):
     trace_events: Optional[int] = None
     schema_version: str = PROFILE_SCHEMA_VERSION
 
-    def __post_init__(self):
-        check_status(self.status, self.reason, "profile record")
-        if self.top_ops is not None and not isinstance(self.top_ops, tuple):
-            object.__setattr__(self, "top_ops", tuple(self.top_ops))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        if d["top_ops"] is not None:
-            d["top_ops"] = list(d["top_ops"])
-        return d
-
-    def write(self, path: str | os.PathLike) -> None:
-        validate_json(self.to_dict(), "profile")
-        write_json_atomic(path, self.to_dict())
-
-    @classmethod
-    def read(cls, path: str | os.PathLike) -> "ProfileRecord":
-        try:
-            data = json.loads(Path(path).read_text())
-            validate_json(data, "profile")
-            return cls(**data)
-        except (OSError, json.JSONDecodeError, RecordError, TypeError) as e:
-            raise RecordError(f"{path}: not a profile record of schema {PROFILE_SCHEMA_VERSION}: {e}") from None
+    KIND: ClassVar[str] = "profile"
+    SEQUENCES: ClassVar[tuple[str, ...]] = ("top_ops",)
 
 
 def profile_fields(data: Mapping[str, Any], trace_dir: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 from dlrosetta.measurements import write_json_atomic
 
@@ -68,8 +68,43 @@ class RunIdentity:
     host: str = field(default_factory=socket.gethostname)
     created_at: str = field(default_factory=utc_now)
 
+    #: The kind's schema (schemas/<KIND>.schema.json) and its sequence fields: tuples
+    #: here (the records are immutable), lists in JSON.
+    KIND: ClassVar[str]
+    SEQUENCES: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self):
+        check_status(self.status, self.reason, f"{self.KIND} record")
+        for name in self.SEQUENCES:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for name in self.SEQUENCES:
+            if d[name] is not None:
+                d[name] = list(d[name])
+        return d
+
+    def write(self, path: str | os.PathLike) -> None:
+        validate_json(self.to_dict(), self.KIND)
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def read(cls, path: str | os.PathLike):
+        """The record at `path`, checked against its kind's schema (RecordError naming
+        the file otherwise)."""
+        try:
+            data = json.loads(Path(path).read_text())
+            validate_json(data, cls.KIND)
+            return cls(**data)
+        except (OSError, json.JSONDecodeError, RecordError, TypeError) as e:
+            raise RecordError(f"{path}: not a {cls.KIND} record of schema "
+                              f"{cls.__dataclass_fields__['schema_version'].default}: {e}") from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,12 +138,13 @@ class Record(RunIdentity):
     trained_weights_sha256: Optional[str] = None
     schema_version: str = SCHEMA_VERSION
 
-    def __post_init__(self):
-        check_status(self.status, self.reason)
-        for name in SERIES:
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(float(v) for v in value))
+    KIND: ClassVar[str] = "record"
+    SEQUENCES: ClassVar[tuple[str, ...]] = SERIES
+
+    def write(self, path: str | os.PathLike) -> None:
+        # The launcher validates a training record before writing it (validate_json);
+        # tests write partial ones.
+        write_json_atomic(path, self.to_dict())
 
     @staticmethod
     def timing_fields(epoch_seconds: list[float], samples_per_epoch: int) -> dict[str, Any]:
@@ -121,16 +157,6 @@ class Record(RunIdentity):
                 "steady_epoch_seconds": steady_mean,
                 "steady_samples_per_second": samples_per_epoch / steady_mean if steady_mean else None,
                 "train_samples_per_epoch": samples_per_epoch}
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for name in SERIES:
-            if d[name] is not None:
-                d[name] = list(d[name])
-        return d
-
-    def write(self, path: str | os.PathLike) -> None:
-        write_json_atomic(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Record":
