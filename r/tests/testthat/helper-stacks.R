@@ -71,6 +71,20 @@ cross_entropy <- function(logits, labels) {
 # onnx's checker; without a usable Python it writes skipped measurements, in every mode;
 # a bad spec writes nothing. `skip_without_framework` skips a test where the framework
 # cannot be reached.
+#' Checks an exported ONNX file against the contract (docs/stack-contract.md, "Inference
+#' mode"): onnx's full check, one input `input` whose batch dimension is `batch`, one output
+#' `logits`. Returns the input's dimensions for the stack's own checks.
+expect_onnx_contract <- function(path) {
+  onnx <- reticulate::import("onnx")
+  onnx$checker$check_model(path, full_check = TRUE)
+  graph <- onnx$load(path)$graph
+  first <- function(values) reticulate::py_get_item(values, 0L)
+  expect_identical(c(first(graph$input)$name, first(graph$output)$name), c("input", "logits"))
+  dims <- first(graph$input)$type$tensor_type$shape$dim
+  expect_identical(first(dims)$dim_param, "batch")
+  dims
+}
+
 test_entry_point_contract <- function(skip_without_framework, framework_version, fused_kernel, kernel_notes,
                                       onnx_exporter) {
   test_that("check mode's first loss is the reference forward pass on the order's first batch", {

@@ -98,10 +98,5 @@ test_that("the ONNX export is the Python Keras stack's: input `input`, output `l
   export <- export_keras_onnx(model, path)
   expect_match(export$exporter, "^keras .* model.export \\(tf2onnx ")
   expect_identical(export$opset, 18L)
-  onnx <- reticulate::import("onnx")
-  onnx$checker$check_model(path, full_check = TRUE)
-  graph <- onnx$load(path)$graph
-  value <- function(values) reticulate::py_get_item(values, 0L)
-  expect_identical(c(value(graph$input)$name, value(graph$output)$name), c("input", "logits"))
-  expect_identical(value(value(graph$input)$type$tensor_type$shape$dim)$dim_param, "batch")
+  expect_onnx_contract(path)
 })
