@@ -24,7 +24,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dlrosetta.checksum import sha256_file
 from dlrosetta.launch import default_venvs_dir
 from dlrosetta.npy import write_bundle
-from dlrosetta.onnx_runner import PRECISIONS, RUNTIMES, run_spec, time_calls
+from dlrosetta.onnx_runner import PRECISIONS, RUNTIMES, run_spec
+from dlrosetta.stopwatch import time_calls
 from dlrosetta.shards import write_shards
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,7 +230,7 @@ class Clock:
 
     def __init__(self, monkeypatch, seconds: float):
         self.now, self.seconds, self.calls = 0.0, seconds, 0
-        monkeypatch.setattr("dlrosetta.onnx_runner.time.perf_counter", lambda: self.now)
+        monkeypatch.setattr("dlrosetta.stopwatch.time.perf_counter", lambda: self.now)
 
     def __call__(self, inputs):
         self.calls += 1

@@ -16,7 +16,8 @@ every row `skipped`. The document is written atomically to `out`.
 Imports only numpy, the runtimes and dlrosetta modules that need nothing else: the
 environment holds nothing more.
 
-Twins: python/dlrosetta/stacks/train.py (inference mode: time_calls).
+Twins: python/dlrosetta/stacks/train.py (inference mode; both time calls with
+dlrosetta.stopwatch.time_calls).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import numpy as np
 from dlrosetta.checksum import sha256_file
 from dlrosetta.measurements import write_json_atomic
 from dlrosetta.npy import read_bundle
+from dlrosetta.stopwatch import time_calls
 
 RUNTIMES = ("onnxruntime", "openvino")
 #: Rows each runtime gives per export, one per precision.
@@ -59,21 +61,6 @@ def failing_as(what: str):
         raise
     except Exception as e:
         raise RowFailed(f"{what}: {type(e).__name__}: {e}") from e
-
-
-def time_calls(run: Run, inputs: np.ndarray, warmup_calls: int, min_calls: int, max_calls: int,
-               min_seconds: float) -> list[float]:
-    """Untimed warm-up calls, then timed calls, each on its own clock, until at least
-    min_calls calls and min_seconds seconds (summed over the calls), or max_calls calls.
-    A call is run(inputs) to its host array: nothing else is inside the clock."""
-    for _ in range(warmup_calls):
-        run(inputs)
-    seconds: list[float] = []
-    while len(seconds) < max_calls and (len(seconds) < min_calls or sum(seconds) < min_seconds):
-        start = time.perf_counter()
-        run(inputs)
-        seconds.append(time.perf_counter() - start)
-    return seconds
 
 
 # -- the runtimes: each loads a file into a `run` callable ----------------------------------

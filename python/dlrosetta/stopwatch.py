@@ -2,13 +2,15 @@
 
 peak_rss_mb is VmHWM from /proc/self/status (the kernel's high-water mark of resident
 memory); startup_seconds is the process's age from /proc/self/stat, so interpreter
-start and imports are counted too. Twins: r/R/stopwatch.R, julia/src/stopwatch.jl.
+start and imports are counted too. time_calls times inference calls, for the stacks'
+inference mode and the ONNX runtimes alike. Twins: r/R/stopwatch.R, julia/src/stopwatch.jl.
 """
 from __future__ import annotations
 
 import os
 import resource
 import time
+from typing import Any, Callable
 
 
 def peak_rss_mb() -> float:
@@ -45,3 +47,18 @@ class Stopwatch:
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
         return False
+
+
+def time_calls(call: Callable[[Any], Any], inputs: Any, warmup_calls: int, min_calls: int, max_calls: int,
+               min_seconds: float) -> list[float]:
+    """Untimed warm-up calls, then timed calls, each on its own clock, until at least
+    min_calls calls and min_seconds seconds (summed over the calls), or max_calls calls.
+    A call is call(inputs) to its host array: nothing else is inside the clock."""
+    for _ in range(warmup_calls):
+        call(inputs)
+    seconds: list[float] = []
+    while len(seconds) < max_calls and (len(seconds) < min_calls or sum(seconds) < min_seconds):
+        start = time.perf_counter()
+        call(inputs)
+        seconds.append(time.perf_counter() - start)
+    return seconds

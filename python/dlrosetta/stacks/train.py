@@ -20,7 +20,6 @@ import importlib
 import os
 import platform
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -33,7 +32,7 @@ from dlrosetta.npy import write_bundle
 from dlrosetta.order import epoch_batches, profile_blocks, read_order
 from dlrosetta.profiler import trace_block, xla_dump_flags
 from dlrosetta.runspec import RunSpec
-from dlrosetta.stopwatch import Stopwatch, peak_rss_mb, process_age_seconds
+from dlrosetta.stopwatch import Stopwatch, peak_rss_mb, process_age_seconds, time_calls
 from dlrosetta.shards import Shards, read_shards
 from dlrosetta.weights import read_initial_weights, write_trained_weights
 
@@ -202,20 +201,6 @@ def profile(spec: RunSpec, trainer: Trainer, order: np.ndarray) -> None:
         "framework_version": trainer.framework_version()})
 
 
-def time_calls(trainer: Trainer, inputs: Any, warmup_calls: int, min_calls: int, max_calls: int,
-               min_seconds: float) -> list[float]:
-    """Untimed warm-up calls, then timed calls, each on its own clock, until at least
-    min_calls calls and min_seconds seconds (summed over the calls), or max_calls calls."""
-    for _ in range(warmup_calls):
-        trainer.predict(inputs)
-    seconds: list[float] = []
-    while len(seconds) < max_calls and (len(seconds) < min_calls or sum(seconds) < min_seconds):
-        start = time.perf_counter()
-        trainer.predict(inputs)
-        seconds.append(time.perf_counter() - start)
-    return seconds
-
-
 def export(trainer: Trainer, path: str) -> dict:
     """The `onnx_export` entry: ok with exporter, opset and seconds; unsupported where the
     framework cannot; failed with the error's tail (also printed for the log) otherwise."""
@@ -242,7 +227,7 @@ def infer(spec: RunSpec, trainer: Trainer, weights: dict[str, np.ndarray], shard
     batches = []
     for batch_size in inference["batch_sizes"]:
         inputs = trainer.inference_input(shards.x_test[np.arange(batch_size) % n_test])
-        seconds = time_calls(trainer, inputs, inference["warmup_calls"], inference["min_calls"],
+        seconds = time_calls(trainer.predict, inputs, inference["warmup_calls"], inference["min_calls"],
                              inference["max_calls"], inference["min_seconds"])
         batches.append({"batch_size": batch_size, "warmup_calls": inference["warmup_calls"],
                         "call_seconds": seconds})
