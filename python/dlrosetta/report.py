@@ -261,8 +261,7 @@ def inference_chart(cases: list[dict]) -> bytes:
             ax.set_xlabel("median ms per call, 95 % interval (log scale; lower is better)")
         for j in range(len(case["batches"]), cols):
             axes[i][j].axis("off")
-    fig.suptitle("Inference: time per call of the trained models (docs/inference.md)", fontsize=11)
-    return _png(fig)
+    return _png(fig)  # no suptitle: tight_layout would lay it over the first panels' titles
 
 
 def crosseval_cases(crosseval: pd.DataFrame, title, threads) -> list[dict]:
