@@ -84,5 +84,6 @@ rule report:
         ORCHESTRATOR_ENV
     shell:
         "dlrosetta report --tables results --machine {input.machine:q}"
-        " --config-json {params.config:q} --envs {input.envs:q} --profiles {input.profiles:q} --html {output.html:q}"
+        " --config-json {params.config:q} --envs {input.envs:q} --profiles {input.profiles:q}"
+        " --inference {input.inference:q} --html {output.html:q}"
         " --markdown {output.markdown:q} --plots {output.plots:q} > {log:q} 2>&1"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dlrosetta.inference import InferenceRecord
 from dlrosetta.record import Record
 from dlrosetta.registry import STACKS
 
@@ -68,8 +69,12 @@ def test_the_smoke_study_runs_through_slurm(cluster, tmp_path):
     submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log)
     records = sorted((tmp_path / "slurm" / "results" / "records").glob("*/*/*/threads*/repeat*.json"))
     assert len(records) == 2 * len(two_stacks())
-    assert len(submitted) == len(records) + 1, log[-4000:]  # + the machine probe
-    for rule in ("shards", "epoch_order", "initial_weights", "aggregate", "report"):
+    # Inference too: a native run per (data set, model, stack), a runtimes job per (data set, model).
+    native = sorted((tmp_path / "slurm" / "results" / "inference").glob("*/*/native/*/repeat*.json"))
+    assert len(native) == len(records)
+    assert all(InferenceRecord.read(p).status == "ok" for p in native)
+    assert len(submitted) == len(records) + 1 + len(native) + 2, log[-4000:]  # + the machine probe
+    for rule in ("shards", "epoch_order", "initial_weights", "aggregate", "crosseval", "inference_table", "report"):
         assert f"localrule {rule}:" in log
     assert "localrule train:" not in log and "localrule machine:" not in log
     for path in records:
