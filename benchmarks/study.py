@@ -118,9 +118,10 @@ def overhead_breakdown(work: Path) -> dict[str, float]:
 
 def print_inference(work: Path, wall: float) -> None:
     """Inference's share of the study, and export + cross-evaluation against the rest."""
-    jobs = [json.loads(f.read_text()) for f in (work / ".snakemake" / "metadata").iterdir()]
-    per_rule = {rule: sum(m["endtime"] - m["starttime"] for m in jobs if m.get("rule") == rule and m.get("endtime"))
-                for rule in ("train", "infer", "infer_onnx")}
+    # One metadata file per output: a job with many outputs (infer_onnx) counts once.
+    jobs = {(m["rule"], m["starttime"], m["endtime"]) for m in
+            (json.loads(f.read_text()) for f in (work / ".snakemake" / "metadata").iterdir()) if m.get("endtime")}
+    per_rule = {rule: sum(end - start for r, start, end in jobs if r == rule) for rule in ("train", "infer", "infer_onnx")}
     print(f"training jobs:          {per_rule['train']:8.1f} s")
     print(f"native inference jobs:  {per_rule['infer']:8.1f} s")
     print(f"ONNX runtime jobs:      {per_rule['infer_onnx']:8.1f} s")
