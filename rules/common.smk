@@ -19,7 +19,7 @@ except ValueError as e:
     raise WorkflowError(f"invalid stack manifest: {e}") from None
 from dlrosetta.checksum import sha256_file
 from dlrosetta.launch import workdir_relative
-from dlrosetta.inference import NO_TRAINED_WEIGHTS, RUNTIME_ENGINES, InferenceRecord, trained_weights_dir
+from dlrosetta.inference import NO_TRAINED_WEIGHTS, InferenceRecord, trained_weights_dir
 from dlrosetta.profile import ProfileRecord
 from dlrosetta.runtimes import ENV as ONNX_ENV
 from dlrosetta.rerun import env_retry_reason, record_retry_reason, retry_stamp
@@ -200,9 +200,7 @@ def inference_retry_stamp(wildcards):
     """A native inference record is retried like a training record, except one skipped
     for want of trained weights: the training record is its input, and makes it again."""
     record = Path(inference_path(inference_run(wildcards)))
-    reason = record_retry_reason(record, get_stack(wildcards.stack), VENVS, InferenceRecord.read)
-    if reason and reason.startswith("skipped") and NO_TRAINED_WEIGHTS in InferenceRecord.read(record).reason:
-        reason = None
+    reason = record_retry_reason(record, get_stack(wildcards.stack), VENVS, InferenceRecord.read, NO_TRAINED_WEIGHTS)
     stamp = Path(f"{RETRY_STAMPS}/inference/{record.relative_to('results/inference')}.stamp")
     return retry_stamp(stamp, record, reason)
 
@@ -232,7 +230,7 @@ def trained_records(wildcards, stacks):
 ALL_RECORDS = [record_path(r) for r in STUDY.runs()]
 ALL_PROFILES = [profile_path(r) for r in STUDY.profiles()]
 INFERENCE_RUNS = STUDY.inference_runs()
-ONNX_ENGINES = [e for runtime in STUDY.inference_runtimes() for e in RUNTIME_ENGINES[runtime]]
+ONNX_ENGINES = STUDY.inference_engines()
 ALL_INFERENCE = [inference_path(r) for r in INFERENCE_RUNS] + [
     inference_path(r, engine) for r in INFERENCE_RUNS for engine in ONNX_ENGINES
 ]

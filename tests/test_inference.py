@@ -10,13 +10,14 @@ import json
 import numpy as np
 import pytest
 
-from dlrosetta.inference import (NATIVE, InferenceRecord, call_statistics, crosseval_rows, inference_rows,
-                                 trained_weights_dir)
+from dlrosetta.inference import (NATIVE, NO_TRAINED_WEIGHTS, InferenceRecord, call_statistics, crosseval_rows,
+                                 inference_rows, trained_weights_dir)
 from dlrosetta.launch import launch
 from dlrosetta.model_spec import model_spec
 from dlrosetta.npy import write_bundle
 from dlrosetta.record import Record
 from dlrosetta.registry import STACKS
+from dlrosetta.rerun import record_retry_reason
 from dlrosetta.runtimes import runtime_records
 from dlrosetta.statistics import estimate, seed_of
 from dlrosetta.weights import write_initial_weights
@@ -129,6 +130,18 @@ def test_a_corrupt_or_missing_trained_bundle_fails_the_run_naming_it(tiny_run, t
     assert ("head.dense.bias.npy" if corrupt else "repeat1.weights/manifest.json") in r.reason
 
 
+def test_a_run_that_fails_leaves_no_trained_weights_and_removes_an_earlier_runs(tiny_run, tmp_path):
+    assert train(tiny_run, tmp_path, writes_trained_weights()).status == "ok"
+    bundle = tmp_path / "records" / "repeat1.weights"
+    assert (bundle / "manifest.json").is_file()
+    crash = writes_trained_weights().replace("write_measurements(", "sys.exit(3); write_measurements(")
+    r = train(tiny_run, tmp_path, crash)  # it writes its weights, then crashes
+    assert r.status == "failed" and "exit code 3" in r.reason and not bundle.exists()
+    assert train(tiny_run, tmp_path, writes_trained_weights()).status == "ok" and bundle.is_dir()
+    assert train(tiny_run, tmp_path, "import sys; sys.exit(4)").status == "failed"  # writes nothing
+    assert not bundle.exists()
+
+
 ECHO_INFERENCE = """
 import json, sys
 from dlrosetta.runspec import RunSpec
@@ -172,6 +185,17 @@ def test_inference_records_the_calls_and_leaves_unusable_weights_out_saying_why(
 def test_inference_without_trained_weights_is_skipped_naming_the_bundle(tiny_run, tmp_path):
     r = infer(tiny_run, tmp_path, str(tmp_path / "missing" / "manifest.json"), [])
     assert r.status == "skipped" and "no trained weights of fake" in r.reason and "missing/manifest.json" in r.reason
+
+
+def test_a_skip_for_want_of_trained_weights_waits_for_them_and_other_skips_are_retried(tiny_run, tmp_path):
+    """The workflow's retry check: the training record, an input, makes a run skipped for
+    want of its weights again; a skip whose cause is no longer the stack's is retried."""
+    path = tmp_path / "repeat1.json"
+    infer(tiny_run, tmp_path, str(tmp_path / "missing" / "manifest.json"), []).write(path)
+    stack = next(s for s in STACKS.values() if s.env)  # its environment: not under tmp_path
+    assert record_retry_reason(path, stack, tmp_path, InferenceRecord.read, NO_TRAINED_WEIGHTS) is None
+    assert record_retry_reason(path, stack, tmp_path, InferenceRecord.read) == \
+        "skipped, and what was missing has changed"
 
 
 # -- the ONNX runtimes' records ---------------------------------------------------------------

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from dlrosetta.order import write_epoch_order
+from dlrosetta.inference import NATIVE, InferenceRecord, batch_fields
 from dlrosetta.record import Record
 from dlrosetta.registry import REPO, STACKS
 from dlrosetta.stacks.train import Trainer, epoch_line, run
-from dlrosetta.status import EPOCH_LINE, collect, records_outside, render, run_id
+from dlrosetta.status import EPOCH_LINE, InferenceJob, collect, records_outside, render, run_id
 from dlrosetta.study import Run
 
 GOLDEN = "[s] epoch 3/4: 2.00 s, loss 1.2346, 50 samples/s, test accuracy 0.5000, run time left ~2 s"
@@ -150,6 +151,59 @@ def test_a_run_outside_the_plan_is_shown_when_running(tmp_path):
     assert "1 run: 0 done, 0 running, 1 waiting" in text and "note: 1 record under" in text
 
 
+def write_inference(path: Path, job: InferenceJob, stack: str, engine: str, status="ok", run_seconds=10.0,
+                    reason=None, threads=None, mtime=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    InferenceRecord(status=status, reason=reason, stack=stack, language="python", framework="f", backend=None,
+                    model=job.model, dataset=job.dataset, threads=threads or job.threads, device="cpu", engine=engine,
+                    repeat=job.repeat, runtime=engine, run_seconds=run_seconds,
+                    batches=batch_fields([{"batch_size": 1, "warmup_calls": 1, "call_seconds": [0.01, 0.02]}])
+                    if status == "ok" else None).write(path)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_inference_jobs_are_classified_and_estimated_apart_from_training(tmp_path):
+    """Native runs and the ONNX runtimes' jobs, from their records and logs; a native
+    repeat 1 (it also cross-evaluates and exports) is estimated from repeat-1 runs."""
+    results, now = tmp_path / "results", time.time()
+    jobs = [InferenceJob("d", "lstm", k, 2, s) for k in (1, 2) for s in ("a", "b", "c")]
+    jobs += [InferenceJob("d", "lstm", k, 2) for k in (1, 2)]
+    a1, b1, c1, a2, b2, c2, onnx1, onnx2 = jobs
+    engines = ["onnxruntime", "openvino"]
+    write_inference(a1.records(results, engines, [])[0], a1, "a", NATIVE, run_seconds=30.0)
+    write_inference(a2.records(results, engines, [])[0], a2, "a", NATIVE, run_seconds=4.0)
+    write_inference(c1.records(results, engines, [])[0], c1, "c", NATIVE, "skipped", 1.0, "R not found on PATH")
+    write_inference(c2.records(results, engines, [])[0], c2, "c", NATIVE, threads=1)  # another configuration
+    b1.log(results).parent.mkdir(parents=True)
+    b1.log(results).write_text("$ python -m stack spec.json\n")
+    b1.spec(results).parent.mkdir(parents=True)
+    b1.spec(results).write_text("{}")
+    os.utime(b1.spec(results), (now - 10, now - 10))
+    # The ONNX job of repeat 1: one runtime's process ran a's export and skipped the rest.
+    for path in onnx1.records(results, engines, ["a", "b", "c"]):
+        stack, engine = path.parent.name, path.parent.parent.name
+        write_inference(path, onnx1, stack, engine, "ok" if stack == "a" else "skipped",
+                        12.0 if engine == "onnxruntime" else 8.0, None if stack == "a" else f"{stack} exported no ONNX")
+
+    states = collect([], results, now=now, live=set(), jobs=jobs, engines=engines)
+    by = {s.job: s for s in states}
+    assert [by[j].state for j in jobs] == ["done", "running", "skipped", "done", "waiting", "waiting",
+                                           "done", "waiting"]
+    assert by[a1].detail == "30.0 s" and by[c1].detail == "R not found on PATH"
+    assert "another configuration (threads)" in by[c2].detail
+    assert by[onnx1].detail == "20.0 s; 6 records: 2 ok, 4 skipped"
+    assert by[b1].elapsed == pytest.approx(10, abs=1) and by[b1].seconds_left == pytest.approx(20, abs=1)
+    assert by[b2].seconds_left == by[c2].seconds_left == 4  # the later repeats' median, not repeat 1's
+    assert by[onnx2].seconds_left == 20
+
+    text = render(states, results, "test config", now=now)
+    assert "0 runs: 0 done" in text and "8 inference jobs: 3 done, 1 running, 3 waiting, 1 skipped, 0 failed" in text
+    assert "running  d/lstm/native/b/repeat1" in text and "waiting  d/lstm/onnx/repeat2" in text
+    assert "(1 inference job" not in text and "(4 inference jobs to finish" in text
+
+
 # -- the command ---------------------------------------------------------------------------
 def dlrosetta(*args, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dlrosetta.cli", *args], cwd=cwd, capture_output=True, text=True,
@@ -163,6 +217,9 @@ def test_the_command_plans_as_snakemake_merges_the_config(tmp_path):
                     "repeats=2", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "8 runs: 0 done, 0 running, 8 waiting, 0 skipped, 0 failed" in out.stdout  # 2 models x 2 threads x 2
+    # Per model: the stack's native inference run and the ONNX runtimes' job (smoke: 1 repeat).
+    assert "4 inference jobs: 0 done, 0 running, 4 waiting" in out.stdout
+    assert f"smoke-imdb/lstm/native/{stack}/repeat1" in out.stdout and "smoke-cifar/resnet/onnx/repeat1" in out.stdout
     assert f"smoke-imdb/lstm/{stack}/threads2/repeat2" in out.stdout
     bad = dlrosetta("status", "--config", "repeats=0", cwd=tmp_path)
     assert bad.returncode == 2 and "invalid config: repeats" in bad.stderr

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from dlrosetta.checksum import sha256_file
+from dlrosetta.inference import InferenceRecord
 from dlrosetta.profile import ProfileRecord
 from dlrosetta.record import Record, validate_record_dict
 from dlrosetta.registry import STACKS
@@ -303,6 +304,9 @@ def test_without_r_and_julia_runs_are_skipped_then_retried_once_they_are_back(sm
     for path in rerun:
         r = Record.read(smoke / path)
         assert r.status == "skipped" and f"{NOT_PYTHON[r.stack]} not found on PATH" in r.reason
+    inferred = sorted(smoke / "results" / "inference" / d / m / "native" / s / "repeat1.json"
+                      for d, m, s in (p.split("/")[2:5] for p in rerun))
+    assert all(InferenceRecord.read(p).status == "skipped" for p in inferred)
     assert "not found on PATH" in (smoke / "results" / "report" / "index.html").read_text()
     assert "retry: `snakemake --cores 2 results/records/" in (smoke / "results" / "report" / "summary.md").read_text()
 
@@ -320,6 +324,7 @@ def test_without_r_and_julia_runs_are_skipped_then_retried_once_they_are_back(sm
     assert trains(snakemake(smoke, "-n", "--configfile", str(SMOKE))) == set(rerun)
     snakemake(smoke, "--configfile", str(SMOKE))
     assert all(Record.read(smoke / p).status == "ok" for p in rerun)
+    assert all(InferenceRecord.read(p).status == "ok" for p in inferred)  # their inference too
 
 
 def test_failed_and_deleted_records_are_made_again(smoke):

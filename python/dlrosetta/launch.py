@@ -324,6 +324,10 @@ def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
     measurements = Path(spec.measurements)
     measurements.parent.mkdir(parents=True, exist_ok=True)
     measurements.unlink(missing_ok=True)
+    # An earlier run's trained weights go first: inference and cross-evaluation must never
+    # read weights that this run's record does not vouch for.
+    if spec.trained_weights:
+        shutil.rmtree(spec.trained_weights, ignore_errors=True)
     unevaluated: dict[str, str] = {}
     try:
         command, extra_env = resolve_command(stack, venvs_dir)
@@ -353,6 +357,8 @@ def launch(spec: RunSpec, record_path: Path, work_dir: Path, log_path: Path,
         # The lock the stack's environment was built from: did two studies run the same software?
         record = record.replace(env_lock_sha256=env_lock_sha256(venvs_dir, stack.env))
         validate_json(record.to_dict(), "record")
+    if spec.trained_weights and record.status != "ok":  # written before a crash, or invalid
+        shutil.rmtree(spec.trained_weights, ignore_errors=True)
     record.write(record_path)
     return record
 

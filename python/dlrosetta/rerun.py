@@ -36,10 +36,11 @@ def retry_stamp(stamp: Path, output: Path, retry: Optional[str]) -> str:
     return str(stamp)
 
 
-def record_retry_reason(record: Path, stack: Stack, venvs: Path,
-                        read: Callable[[Path], Any] = Record.read) -> Optional[str]:
-    """Why an existing record (a training record, or what `read` reads: a profile
-    record) should be made again, or None to keep it."""
+def record_retry_reason(record: Path, stack: Stack, venvs: Path, read: Callable[[Path], Any] = Record.read,
+                        kept_skip: Optional[str] = None) -> Optional[str]:
+    """Why an existing record (a training record, or what `read` reads: a profile or
+    inference record) should be made again, or None to keep it. A skipped record whose
+    reason holds `kept_skip` is kept: what it lacked is an input, which makes it again."""
     if not record.exists():
         return None
     try:
@@ -48,6 +49,8 @@ def record_retry_reason(record: Path, stack: Stack, venvs: Path,
         return f"unreadable record ({e})"
     if record.status == "failed":
         return "failed: a crash or timeout may not recur"
+    if record.status == "skipped" and kept_skip is not None and kept_skip in (record.reason or ""):
+        return None
     if record.status == "skipped" and runtime_missing(stack, venvs) != record.reason:
         return "skipped, and what was missing has changed"
     return None

@@ -16,11 +16,17 @@ nothing, and can run beside Snakemake at any moment (README.md, "Follow a runnin
   has none, and was written within the staleness limit. A log that stopped earlier is an
   interrupted run: **waiting**. The running run's last epoch line
   (docs/stack-contract.md, "The epoch line") is shown under it.
+- Inference (rules/inference.smk) is listed after training, a line per process: each
+  stack's native inference run (`<data set>/<model>/native/<stack>/repeat<R>`) and the
+  ONNX runtimes' run over every export of a (data set, model, repeat)
+  (`<data set>/<model>/onnx/repeat<R>`), in the same states, from their records and logs.
 - Time left: each waiting run is estimated by the median `run_seconds` of the finished
   runs (ok or skipped) of its (data set, model, stack), or else of its (data set, model);
   a running run by its last epoch line's `run time left`, less the seconds since it was
-  written. The stack processes only: Snakemake, the GEMM probes around each run,
-  aggregation and the report add a few per cent.
+  written. An inference job likewise, from the finished jobs of its stack (or of the ONNX
+  runtimes), else of its (data set, model); repeat 1, which also cross-evaluates and
+  exports, apart from the others. The stack processes only: Snakemake, the GEMM probes
+  around each run, aggregation and the report add a few per cent.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ from typing import Iterable, Optional, Sequence
 
 import yaml
 
+from dlrosetta.inference import NATIVE, InferenceRecord
 from dlrosetta.record import Record, RecordError
 from dlrosetta.registry import REPO
 from dlrosetta.study import Run, Study
@@ -120,21 +127,24 @@ def expected_fields(study: Study, results: Path) -> dict[Run, dict]:
 
 # -- what the disk and the process table say ---------------------------------------------
 def live_launchers() -> set[str]:
-    """Real paths of the records that a `dlrosetta launch` alive on this machine is
-    making (its `--record`, relative to its working directory)."""
+    """Real paths of the records and logs that a launcher alive on this machine is
+    writing: the `--record` and `--log` of a `dlrosetta launch` (training, profile or
+    native inference) or `dlrosetta infer-onnx`, relative to its working directory."""
     found = set()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             args = [a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0") if a]
-            if "launch" not in args:
+            if "launch" not in args and "infer-onnx" not in args:
                 continue
-            record = next((a.split("=", 1)[1] if a.startswith("--record=") else args[i + 1]
-                           for i, a in enumerate(args) if a.startswith("--record=")
-                           or (a == "--record" and i + 1 < len(args))), None)
-            if record is not None:
-                found.add(os.path.realpath(os.path.join(os.readlink(proc / "cwd"), record)))
+            cwd = os.readlink(proc / "cwd")
+            for i, a in enumerate(args):
+                for option in ("--record", "--log"):
+                    if a.startswith(f"{option}="):
+                        found.add(os.path.realpath(os.path.join(cwd, a.split("=", 1)[1])))
+                    elif a == option and i + 1 < len(args):
+                        found.add(os.path.realpath(os.path.join(cwd, args[i + 1])))
         except OSError:
             continue
     return found
@@ -162,9 +172,47 @@ def _mtime(path: Path) -> Optional[float]:
         return None
 
 
+@dataclass(frozen=True)
+class InferenceJob:
+    """One inference process of rules/inference.smk: a stack's native run, or (stack
+    None) the ONNX runtimes' run over every export of a (data set, model, repeat)."""
+    dataset: str
+    model: str
+    repeat: int
+    threads: int
+    stack: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}/{self.model}/{f'{NATIVE}/{self.stack}' if self.stack else 'onnx'}/repeat{self.repeat}"
+
+    def records(self, results: Path, engines: Sequence[str], stacks: Sequence[str]) -> list[Path]:
+        """Its records (rules/inference.smk's outputs): one, or one per (engine, stack)."""
+        pairs = [(NATIVE, self.stack)] if self.stack else [(e, s) for e in engines for s in stacks]
+        return [results / "inference" / self.dataset / self.model / e / s / f"repeat{self.repeat}.json"
+                for e, s in pairs]
+
+    def log(self, results: Path) -> Path:
+        return results / "logs" / "inference" / f"{self.name}.log"
+
+    def spec(self, results: Path) -> Optional[Path]:
+        """The run spec a native run's launcher writes when it starts (the ONNX job has none)."""
+        if not self.stack:
+            return None
+        return (results / "runs" / "inference" / self.dataset / self.model / self.stack / f"threads{self.threads}"
+                / f"repeat{self.repeat}" / "spec.json")
+
+
+def inference_jobs(study: Study) -> list[InferenceJob]:
+    """The study's inference processes in plan order: the native runs, then the ONNX jobs."""
+    native = [InferenceJob(r.dataset, r.model, r.repeat, r.threads, r.stack) for r in study.inference_runs()]
+    onnx = [InferenceJob(j.dataset, j.model, j.repeat, j.threads) for j in native] if study.inference_engines() else []
+    return native + list(dict.fromkeys(onnx))
+
+
 @dataclass
 class RunState:
-    run: Run
+    run: Optional[Run]                 # a training run, or None for an inference job
     state: str                         # one of STATES
     detail: str = ""                   # one line: why, how long, or what is left
     epoch_line: Optional[str] = None   # running: the stack's last epoch line
@@ -172,6 +220,12 @@ class RunState:
     elapsed: Optional[float] = None    # running: seconds since the launcher wrote the run spec
     record: Optional[Record] = None
     in_plan: bool = True
+    job: Optional[InferenceJob] = None
+    seconds: Optional[float] = None    # a finished inference job: its processes' seconds
+
+    @property
+    def name(self) -> str:
+        return run_id(self.run) if self.run is not None else self.job.name
 
 
 def plural(n: int, noun: str) -> str:
@@ -192,26 +246,47 @@ def _first_line(text: str, width: int = 110) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
+def at_work(records: Sequence[Path], log: Path, live: set[str]) -> Optional[str]:
+    """Whether a process may be making `records`: "live" when a launcher alive on this
+    machine names one of them or the log; "log" when the log is newer than one of them,
+    or one is missing (running, or interrupted if the log stopped long ago); else None."""
+    if any(os.path.realpath(p) in live for p in (*records, log)):
+        return "live"
+    log_m = _mtime(log)
+    if log_m is not None and any(m is None or log_m > m for m in map(_mtime, records)):
+        return "log"
+    return None
+
+
+def _interrupted(log_m: float, now: float) -> str:
+    return f"interrupted: its log was last written {duration(now - log_m)} ago"
+
+
+def _elapsed(spec: Optional[Path], records: Sequence[Path], now: float) -> Optional[float]:
+    """Seconds since the launcher wrote the run spec, when it did so after the records."""
+    spec_m = _mtime(spec) if spec is not None else None
+    if spec_m is None or any(m is not None and m >= spec_m for m in map(_mtime, records)):
+        return None
+    return max(0.0, now - spec_m)
+
+
 def run_state(run: Run, results: Path, expected: Optional[dict], now: float, stale_s: float,
               live: set[str]) -> RunState:
     record_path = results / "records" / f"{run_id(run)}.json"
     log = results / "logs" / "train" / f"{run_id(run)}.log"
-    record_m, log_m = _mtime(record_path), _mtime(log)
-    fresh_log = log_m is not None and (record_m is None or log_m > record_m)
-    if os.path.realpath(record_path) in live or fresh_log:
+    work = at_work([record_path], log, live)
+    if work:
+        log_m = _mtime(log)
         m = last_epoch_line(log) if log_m is not None else None
         limit = max(stale_s, 3 * float(m["seconds"])) if m and _is_number(m["seconds"]) else stale_s
-        if os.path.realpath(record_path) in live or now - log_m < limit:
+        if work == "live" or now - log_m < limit:
             state = RunState(run, "running", epoch_line=m.group(0) if m else None)
-            spec_m = _mtime(results / "runs" / run_id(run) / "spec.json")
-            if spec_m is not None and (record_m is None or spec_m > record_m):
-                state.elapsed = max(0.0, now - spec_m)
+            state.elapsed = _elapsed(results / "runs" / run_id(run) / "spec.json", [record_path], now)
             if m:
                 state.seconds_left = max(0.0, float(m["left"]) - max(0.0, now - log_m))
             return state
-        note = f"interrupted: its log was last written {duration(now - log_m)} ago"
-        return RunState(run, "waiting", note)
-    if record_m is None:
+        return RunState(run, "waiting", _interrupted(log_m, now))
+    if _mtime(record_path) is None:
         return RunState(run, "waiting")
     try:
         record = Record.read(record_path)
@@ -237,32 +312,84 @@ def _is_number(text: str) -> bool:
         return False
 
 
+def inference_state(job: InferenceJob, results: Path, engines: Sequence[str], stacks: Sequence[str],
+                    code: Optional[str], now: float, stale_s: float, live: set[str]) -> RunState:
+    """An inference job's state from its records and log. Its records belong to the study
+    when they have its thread count and (native) its stack's code; the ONNX job is done
+    when a runtime ran any export, else skipped or failed as its records say."""
+    records, log = job.records(results, engines, stacks), job.log(results)
+    work = at_work(records, log, live)
+    if work:
+        log_m = _mtime(log)
+        if work == "live" or now - log_m < stale_s:
+            return RunState(None, "running", job=job, elapsed=_elapsed(job.spec(results), records, now))
+        return RunState(None, "waiting", _interrupted(log_m, now), job=job)
+    if any(_mtime(p) is None for p in records):
+        return RunState(None, "waiting", job=job)
+    try:
+        read = [InferenceRecord.read(p) for p in records]
+    except RecordError as e:
+        return RunState(None, "waiting", f"unreadable record, to be made again: {_first_line(str(e), 80)}", job=job)
+    wrong = sorted({"threads" for r in read if r.threads != job.threads}
+                   | {"stack code" for r in read if code is not None and r.stack_code_sha256 != code})
+    if wrong:
+        return RunState(None, "waiting", f"its record is of another configuration ({', '.join(wrong)})", job=job)
+    # An ONNX job's records carry the seconds of their runtime's process, once per runtime.
+    seconds = sum({r.runtime: r.run_seconds or 0.0 for r in read}.values())
+    statuses = [r.status for r in read]
+    if "ok" in statuses:  # a native job has one record
+        counts = ", ".join(f"{statuses.count(k)} {k}" for k in ("ok", "skipped", "failed") if k in statuses)
+        detail = f"{seconds:.1f} s" + (f"; {plural(len(read), 'record')}: {counts}" if job.stack is None else "")
+        return RunState(None, "done", detail, job=job, seconds=seconds)
+    state = "failed" if "failed" in statuses else "skipped"
+    reason = next(r.reason for r in read if r.status == state)
+    return RunState(None, state, _first_line(reason or ""), job=job, seconds=seconds)
+
+
+def _like(s: RunState) -> tuple[tuple, tuple]:
+    """The keys of the finished runs whose times estimate s's: of its stack, then of its
+    (data set, model). Inference jobs apart from training runs, ONNX jobs apart from
+    native ones, and a native repeat 1 (it also cross-evaluates and exports) apart."""
+    if s.run is not None:
+        return (s.run.dataset, s.run.model, s.run.stack), (s.run.dataset, s.run.model)
+    j = s.job
+    kind = ("inference", j.dataset, j.model, j.stack is None, j.stack is not None and j.repeat == 1)
+    return (*kind, j.stack), kind
+
+
 def estimate(states: list[RunState]) -> None:
     """Fill in seconds_left: a waiting run's from the finished runs (ok or skipped) of
     its (data set, model, stack), else of its (data set, model), else, before any such
-    run, from the records of an older configuration on the same paths; a running run's
+    run, from the records of an older configuration on the same paths (inference jobs
+    likewise, from like jobs: `_like`); a running run's
     from its last epoch line, or before its first epoch from those medians less its
     elapsed time."""
     tables: dict[tuple, list[float]] = {}
     for s in states:
-        r = s.record
-        if r is not None and s.in_plan and r.status in ("ok", "skipped") and s.state in ("done", "skipped", "waiting"):
-            tier = 0 if s.state != "waiting" else 2  # waiting with a record: another configuration's
-            seconds = r.run_seconds or 0.0
-            tables.setdefault((tier, s.run.dataset, s.run.model, s.run.stack), []).append(seconds)
-            if r.status == "ok":  # another stack's skips say nothing of this one's time
-                tables.setdefault((tier + 1, s.run.dataset, s.run.model), []).append(seconds)
+        if not s.in_plan or s.state not in ("done", "skipped", "waiting"):
+            continue
+        if s.run is not None and s.record is not None and s.record.status in ("ok", "skipped"):
+            seconds, ok = s.record.run_seconds or 0.0, s.record.status == "ok"
+        elif s.run is None and s.seconds is not None:
+            seconds, ok = s.seconds, s.state == "done"
+        else:
+            continue
+        tier = 0 if s.state != "waiting" else 2  # waiting with a record: another configuration's
+        own, model = _like(s)
+        tables.setdefault((tier, *own), []).append(seconds)
+        if ok:  # another stack's skips say nothing of this one's time
+            tables.setdefault((tier + 1, *model), []).append(seconds)
 
-    def median_of(run: Run) -> Optional[tuple[float, int, bool]]:
-        for key in ((0, run.dataset, run.model, run.stack), (1, run.dataset, run.model),
-                    (2, run.dataset, run.model, run.stack), (3, run.dataset, run.model)):
+    def median_of(s: RunState) -> Optional[tuple[float, int, bool]]:
+        own, model = _like(s)
+        for key in ((0, *own), (1, *model), (2, *own), (3, *model)):
             if tables.get(key):
                 return statistics.median(tables[key]), len(tables[key]), key[0] >= 2
         return None
 
     for s in states:
         if s.state == "waiting":
-            m = median_of(s.run)
+            m = median_of(s)
             if m is not None:
                 s.seconds_left = m[0]
                 what = f"~{duration(m[0])} (median of {plural(m[1], 'older run' if m[2] else 'run')})"
@@ -270,7 +397,7 @@ def estimate(states: list[RunState]) -> None:
                 what = "no estimate yet"
             s.detail = f"{what}; {s.detail}" if s.detail else what
         elif s.state == "running" and s.seconds_left is None:
-            m = median_of(s.run)
+            m = median_of(s)
             if m is not None:
                 s.seconds_left = max(0.0, m[0] - (s.elapsed or 0.0))
         if s.state == "running":
@@ -282,9 +409,12 @@ def estimate(states: list[RunState]) -> None:
 
 def collect(runs: Iterable[Run], results: Path, expected: Optional[dict[Run, dict]] = None,
             now: Optional[float] = None, stale_s: float = STALE_MINUTES * 60,
-            live: Optional[set[str]] = None) -> list[RunState]:
-    """The state of every planned run, in plan order, estimates filled in; then the runs
-    that are running outside the plan (a study of another config)."""
+            live: Optional[set[str]] = None, jobs: Sequence[InferenceJob] = (), engines: Sequence[str] = (),
+            codes: Optional[dict[str, str]] = None) -> list[RunState]:
+    """The state of every planned run, in plan order; then the runs that are running
+    outside the plan (a study of another config); then every inference job of `jobs`
+    (its ONNX records: one per engine of `engines` and stack of its native jobs; a native
+    record belongs when it has the stack code of `codes`, if given). Estimates filled in."""
     now = time.time() if now is None else now
     live = live_launchers() if live is None else live
     runs = list(runs)
@@ -301,6 +431,12 @@ def collect(runs: Iterable[Run], results: Path, expected: Optional[dict[Run, dic
         if other.state == "running":
             other.in_plan = False
             states.append(other)
+    stacks: dict[tuple, list[str]] = {}
+    for j in jobs:
+        if j.stack:
+            stacks.setdefault((j.dataset, j.model, j.repeat), []).append(j.stack)
+    states += [inference_state(j, results, engines, stacks.get((j.dataset, j.model, j.repeat), []),
+                               (codes or {}).get(j.stack), now, stale_s, live) for j in jobs]
     estimate(states)
     return states
 
@@ -310,24 +446,32 @@ def render(states: list[RunState], results: Path, config_label: str, now: Option
            outside_records: int = 0) -> str:
     now = time.time() if now is None else now
     planned = [s for s in states if s.in_plan]
-    counts = {k: sum(s.state == k for s in planned) for k in STATES}
-    lines = [f"dlrosetta status: {results} ({config_label}), {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))}",
-             f"{plural(len(planned), 'run')}: " + ", ".join(f"{counts[k]} {k}" for k in STATES), ""]
-    width = max((len(run_id(s.run)) for s in states), default=0)
-    for s in states:
-        lines.append(f"{s.state:<8} {run_id(s.run):<{width}}  {s.detail}".rstrip())
-        if s.state == "running":
-            lines.append(f"{'':<8}   {s.epoch_line or '(no epoch finished yet)'}")
+    width = max((len(s.name) for s in states), default=0)
+    lines = [f"dlrosetta status: {results} ({config_label}), {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))}"]
+    for noun, section in (("run", [s for s in states if s.run is not None]),
+                          ("inference job", [s for s in states if s.run is None])):
+        if noun == "inference job" and not section:
+            continue
+        counts = {k: sum(s.state == k and s.in_plan for s in section) for k in STATES}
+        lines += [f"{plural(sum(s.in_plan for s in section), noun)}: " + ", ".join(f"{counts[k]} {k}" for k in STATES),
+                  ""]
+        for s in section:
+            lines.append(f"{s.state:<8} {s.name:<{width}}  {s.detail}".rstrip())
+            if s.state == "running" and s.run is not None:
+                lines.append(f"{'':<8}   {s.epoch_line or '(no epoch finished yet)'}")
+        lines.append("")
     pending = [s for s in planned if s.state in ("waiting", "running")]
     known = [s.seconds_left for s in pending if s.seconds_left is not None]
     unknown = len(pending) - len(known)
-    lines.append("")
     if not pending:
-        lines.append("time left: none, every run has a record (the next snakemake aggregates and reports)")
+        lines.append("time left: none, every run and inference job has its records (the next snakemake aggregates "
+                     "and reports)")
     else:
         left = f"~{duration(sum(known))}" if known else "unknown"
-        note = f" + {plural(unknown, 'run')} with no estimate yet" if unknown and known else ""
-        lines.append(f"time left: {left}{note} ({plural(len(pending), 'run')} to finish; stack processes only, "
+        note = f" + {unknown} with no estimate yet" if unknown and known else ""
+        runs, jobs = sum(s.run is not None for s in pending), sum(s.run is None for s in pending)
+        what = " and ".join(plural(n, noun) for n, noun in ((runs, "run"), (jobs, "inference job")) if n)
+        lines.append(f"time left: {left}{note} ({what} to finish; stack processes only, "
                      f"from the median run time of like runs so far)")
     if outside_records:
         lines.append(f"note: {plural(outside_records, 'record')} under {results}/records "
@@ -343,8 +487,11 @@ def records_outside(runs: Iterable[Run], results: Path) -> int:
 
 
 def status_text(study: Study, results: Path, config_label: str, stale_s: float = STALE_MINUTES * 60) -> str:
+    from dlrosetta.registry import get_stack
+
     runs = study.runs()
-    states = collect(runs, results, expected_fields(study, results), stale_s=stale_s)
+    states = collect(runs, results, expected_fields(study, results), stale_s=stale_s, jobs=inference_jobs(study),
+                     engines=study.inference_engines(), codes={s: get_stack(s).code_sha256() for s in study.stacks()})
     return render(states, results, config_label, outside_records=records_outside(runs, results))
 
 

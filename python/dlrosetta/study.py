@@ -144,6 +144,12 @@ class Study:
     def inference_runtimes(self) -> list[str]:
         return list(self.inference["runtimes"]) if self.inference["enabled"] else []
 
+    def inference_engines(self) -> list[str]:
+        """The engines (report rows) of the configured ONNX runtimes, in config order."""
+        from dlrosetta.inference import RUNTIME_ENGINES
+
+        return [e for runtime in self.inference_runtimes() for e in RUNTIME_ENGINES[runtime]]
+
     def inference_runs(self) -> list[Run]:
         """Native inference processes, none unless `inference.enabled`: every (data set,
         model, stack), `inference.repeats` times round by round, at the study's largest
