@@ -327,14 +327,16 @@ def test_without_r_and_julia_runs_are_skipped_then_retried_once_they_are_back(sm
     assert all(InferenceRecord.read(p).status == "ok" for p in inferred)  # their inference too
 
 
-def test_failed_and_deleted_records_are_made_again(smoke):
+def test_failed_and_deleted_records_are_made_again(smoke, tmp_path):
+    work = tmp_path / "smoke"  # a copy, times kept: the study stays whole for the next tests
+    shutil.copytree(smoke, work, symlinks=True)
     ok = sorted(records(stack=next(iter(STACKS))))
-    failed, deleted = smoke / ok[0], smoke / ok[1]
+    failed, deleted = work / ok[0], work / ok[1]
     data = json.loads(failed.read_text())
     data.update(status="failed", reason="exit code 1; log tail:\nMemoryError")
     failed.write_text(json.dumps(data))
     deleted.unlink()
-    assert trains(snakemake(smoke, "-n", "--configfile", str(SMOKE))) == {ok[0], ok[1]}
+    assert trains(snakemake(work, "-n", "--configfile", str(SMOKE))) == {ok[0], ok[1]}
 
 
 def test_a_foreign_record_is_flagged_and_not_ranked(smoke):
@@ -356,11 +358,14 @@ def test_repeats_and_thread_counts_reach_the_summary_and_the_report(tmp_path):
     interval columns, the headline, the speed-up and the time-to-accuracy charts."""
     stacks = [s.id for s in STACKS.values() if s.language == "python"][:2]
     override = tmp_path / "stats.yaml"
+    # Inference off (the smoke study above measures it): a study without it runs and reports.
     override.write_text(json.dumps({"stacks": stacks, "threads": [1, 2], "repeats": 3,
                                     "study": [{"model": "lstm", "dataset": "smoke-imdb"}],
-                                    "datasets": {"smoke-imdb": {"target_accuracy": 0.5}}}))
+                                    "datasets": {"smoke-imdb": {"target_accuracy": 0.5}},
+                                    "inference": {"enabled": False}}))
     work = tmp_path / "work"
     snakemake(work, "--configfile", str(SMOKE), str(override))
+    assert not (work / "results" / "inference").exists() and not (work / "results" / "crosseval.csv").exists()
     for stack in stacks:
         for threads in (1, 2):
             found = sorted((work / "results" / "records" / "smoke-imdb" / "lstm" / stack / f"threads{threads}").glob("*.json"))
@@ -373,7 +378,7 @@ def test_repeats_and_thread_counts_reach_the_summary_and_the_report(tmp_path):
     assert (ok.steady_epoch_seconds_median <= ok.steady_epoch_seconds_ci_high).all()
     assert ok.time_to_target_seconds_median.notna().any()
     page = (work / "results" / "report" / "index.html").read_text()
-    assert "Fastest: " in page and "<h2>Thread scaling</h2>" in page
+    assert "Fastest: " in page and "<h2>Thread scaling</h2>" in page and "<h2>Inference</h2>" not in page
     for chart in ("headline", "speedup", "time_to_accuracy", "loss_per_epoch"):
         assert (work / "results" / "report" / "plots" / f"{chart}.png").is_file()
     noise = pd.read_csv(work / "results" / "noise.csv")
@@ -385,10 +390,11 @@ def test_profile_mode_runs_once_per_stack_and_model_and_reaches_the_report(tmp_p
     profiles table and the report's stacked bars; off by default (the dry run above)."""
     stack = next(s.id for s in STACKS.values() if s.language == "python")
     override = tmp_path / "profile.yaml"
-    override.write_text(json.dumps({"stacks": [stack], "threads": [1, 2], "profile": {"enabled": True, "steps": 3}}))
+    override.write_text(json.dumps({"stacks": [stack], "threads": [1, 2], "profile": {"enabled": True, "steps": 3},
+                                    "inference": {"enabled": False}}))
     work = tmp_path / "work"
     jobs = planned_jobs(snakemake(work, "-n", "--configfile", str(SMOKE), str(override)).stdout)
-    assert jobs["profile"] == 2 and jobs["profiles"] == 1 and jobs["train"] == 4
+    assert jobs["profile"] == 2 and jobs["profiles"] == 1 and jobs["train"] == 4 and "infer" not in jobs
     snakemake(work, "--configfile", str(SMOKE), str(override))
     found = sorted((work / "results" / "profiles").rglob("*.json"))
     assert [p.relative_to(work / "results" / "profiles").as_posix() for p in found] == [
