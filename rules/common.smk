@@ -21,7 +21,7 @@ from dlrosetta.checksum import sha256_file
 from dlrosetta.launch import workdir_relative
 from dlrosetta.inference import NO_TRAINED_WEIGHTS, InferenceRecord, trained_weights_dir
 from dlrosetta.profile import ProfileRecord
-from dlrosetta.runtimes import ENV as ONNX_ENV
+from dlrosetta.runtimes import ENV as ONNX_ENV, runner_crash
 from dlrosetta.rerun import env_retry_reason, record_retry_reason, retry_stamp
 from dlrosetta.study import ConfigError, Run, Study
 
@@ -203,6 +203,17 @@ def inference_retry_stamp(wildcards):
     reason = record_retry_reason(record, get_stack(wildcards.stack), VENVS, InferenceRecord.read, NO_TRAINED_WEIGHTS)
     stamp = Path(f"{RETRY_STAMPS}/inference/{record.relative_to('results/inference')}.stamp")
     return retry_stamp(stamp, record, reason)
+
+
+def onnx_retry_stamp(wildcards):
+    """The ONNX runtimes' job is made again when its runner's process failed (a crash or
+    timeout may not recur), not for a runtime's verdict on an export (dlrosetta.runtimes)."""
+    d, m, repeat = wildcards.dataset, wildcards.model, int(wildcards.repeat)
+    records = [
+        Path(inference_path(Run(d, m, s, STUDY.inference_threads, repeat), e)) for e in ONNX_ENGINES for s in STACK_IDS
+    ]
+    newest = max(records, key=lambda p: p.stat().st_mtime if p.exists() else 0)
+    return retry_stamp(Path(f"{RETRY_STAMPS}/inference/{d}/{m}/onnx/repeat{repeat}.stamp"), newest, runner_crash(records))
 
 
 def inference_spec_json(wildcards):

@@ -45,6 +45,7 @@ rule infer_onnx:
             inference_path(Run(wildcards.dataset, wildcards.model, s, STUDY.inference_threads, 1)) for s in STACK_IDS
         ],
         env=env_manifest_path(ONNX_ENV),
+        retry=onnx_retry_stamp,
     output:
         records=expand(
             "results/inference/{{dataset}}/{{model}}/{engine}/{stack}/repeat{{repeat}}.json",

@@ -18,8 +18,9 @@ from dlrosetta.npy import write_bundle
 from dlrosetta.record import Record
 from dlrosetta.registry import STACKS
 from dlrosetta.rerun import record_retry_reason
-from dlrosetta.runtimes import runtime_records
+from dlrosetta.runtimes import exports_of, runtime_records
 from dlrosetta.statistics import estimate, seed_of
+from dlrosetta.venv import MANIFEST
 from dlrosetta.weights import write_initial_weights
 from test_launch import OK_MEASUREMENTS, fake_stack
 
@@ -215,7 +216,8 @@ def test_runtime_records_cover_every_engine_and_stack_whatever_the_runner_did():
     exported, unexported, lost = stacks
     doc = {"runtime_version": "2026.4.1", "rows": [
         runner_row(exported, "f32"), runner_row(exported, "bf16", "skipped", "this CPU has no bf16")]}
-    records = runtime_records("openvino", doc, None, 1.5, stacks, {unexported: f"{unexported} exported no ONNX"}, CASE)
+    records = runtime_records("openvino", doc, None, 1.5, stacks,
+                              {unexported: ("skipped", f"{unexported} exported no ONNX")}, CASE)
     assert set(records) == {(e, s) for e in ("openvino", "openvino-bf16") for s in stacks}
     ok = records["openvino", exported]
     assert (ok.status, ok.precision, ok.runtime, ok.agreement, ok.batches[0]["calls"]) == ("ok", "f32", "openvino", 1.0, 2)
@@ -226,6 +228,50 @@ def test_runtime_records_cover_every_engine_and_stack_whatever_the_runner_did():
     assert {r.status for r in crashed.values()} == {"failed"} and set(crashed) == {("onnxruntime", s) for s in stacks}
     for r in [*records.values(), *crashed.values()]:  # every one follows the schema
         assert InferenceRecord(**json.loads(json.dumps(r.to_dict()))) == r
+
+
+def test_a_failed_export_gives_failed_runtime_records_and_its_inference_run_is_retried(tmp_path):
+    stacks = sorted(STACKS)[:3]
+    paths = []
+    for stack, export in zip(stacks, ({"status": "failed", "reason": "RuntimeError: boom"},
+                                      {"status": "unsupported", "reason": "no converter"}, None)):
+        paths.append(tmp_path / f"{stack}.json")
+        record(stack, onnx_export=export).write(paths[-1])
+    exports, missing = exports_of(paths)
+    assert exports == [] and missing == {
+        stacks[0]: ("failed", f"{stacks[0]}'s ONNX export failed: RuntimeError: boom"),
+        stacks[1]: ("skipped", f"{stacks[1]} exported no ONNX model (unsupported): no converter"),
+        stacks[2]: ("skipped", f"{stacks[2]} exported no ONNX model (not asked): None")}
+    assert runtime_records("onnxruntime", None, None, None, stacks, missing, CASE)[
+        "onnxruntime", stacks[0]].status == "failed"
+    # The workflow's retry check: the failed export is tried again, the others are kept.
+    retry = [record_retry_reason(p, STACKS[s], tmp_path, InferenceRecord.read) for p, s in zip(paths, stacks)]
+    assert retry == ["its ONNX export failed: a crash may not recur", None, None]
+
+
+def test_a_crashed_runner_fails_its_records_and_only_that_reruns_the_job(tmp_path):
+    from dlrosetta import runtimes
+
+    native, stack = tmp_path / "native.json", sorted(STACKS)[0]
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    record(stack, onnx_export={"status": "ok", "path": str(tmp_path / "m.onnx")},
+           logits=str(tmp_path / "logits.json")).write(native)
+    venv = tmp_path / "venvs" / runtimes.ENV
+    (venv / "bin").mkdir(parents=True)
+    (venv / MANIFEST).write_text(json.dumps({"status": "ok"}))
+    (venv / "bin" / "python").write_text("#!/bin/sh\necho 'Fatal Python error: Segmentation fault' >&2\nexit 3\n")
+    (venv / "bin" / "python").chmod(0o755)
+    written = runtimes.infer_onnx(CASE, ["onnxruntime"], {"batch_sizes": [1]}, [native], tmp_path / "shards.json",
+                                  tmp_path / "out", tmp_path / "work", tmp_path / "log", tmp_path / "venvs", None)
+    path = tmp_path / "out" / "tiny" / "resnet" / "onnxruntime" / stack / "repeat1.json"
+    assert [r.status for r in written] == ["failed"] and "Segmentation fault" in written[0].reason
+    assert runtimes.runner_crash([path]) == "the onnxruntime runner process failed (exit code 3); log tail:"
+    # A runtime's verdict on the export (a failed row) stands; an unreadable record does not.
+    runtime_records("onnxruntime", {"rows": [runner_row(stack, "f32", "failed", "cannot load: Loop")]}, None, 1.0,
+                    [stack], {}, CASE)["onnxruntime", stack].write(path)
+    assert runtimes.runner_crash([path, tmp_path / "absent.json"]) is None
+    path.write_text("{}")
+    assert runtimes.runner_crash([path]).startswith(f"unreadable record {path}")
 
 
 def test_a_missing_runtime_environment_gives_skipped_records_naming_it(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from dlrosetta.inference import InferenceRecord
 from dlrosetta.profile import ProfileRecord
 from dlrosetta.record import Record, validate_record_dict
 from dlrosetta.registry import STACKS
-from dlrosetta.runtimes import ENV as ONNX_ENV
+from dlrosetta.runtimes import ENV as ONNX_ENV, RUNNER_FAILED
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "config" / "smoke.yaml"
@@ -337,6 +337,20 @@ def test_failed_and_deleted_records_are_made_again(smoke, tmp_path):
     failed.write_text(json.dumps(data))
     deleted.unlink()
     assert trains(snakemake(work, "-n", "--configfile", str(SMOKE))) == {ok[0], ok[1]}
+
+
+def test_a_crashed_onnx_runner_is_retried_and_a_runtimes_verdict_on_an_export_stands(smoke, tmp_path):
+    work = tmp_path / "smoke"
+    shutil.copytree(smoke, work, symlinks=True)
+    # The finished study plans nothing, failed runtime rows (a runtime refusing an export) included.
+    assert not planned_jobs(snakemake(work, "-n", "--configfile", str(SMOKE)).stdout)
+    path = sorted((work / "results" / "inference" / "smoke-cifar" / "resnet").glob("*/*/repeat1.json"))
+    path = next(p for p in path if p.parts[-3] != "native")
+    data = json.loads(path.read_text())
+    data.update(status="failed", batches=None, reason=f"the {data['runtime']} {RUNNER_FAILED} (timed out after 600 s)")
+    path.write_text(json.dumps(data))
+    jobs = planned_jobs(snakemake(work, "-n", "--configfile", str(SMOKE)).stdout)
+    assert jobs["infer_onnx"] == 1 and "infer" not in jobs and "train" not in jobs, jobs
 
 
 def test_a_foreign_record_is_flagged_and_not_ranked(smoke):

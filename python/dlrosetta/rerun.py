@@ -49,6 +49,8 @@ def record_retry_reason(record: Path, stack: Stack, venvs: Path, read: Callable[
         return f"unreadable record ({e})"
     if record.status == "failed":
         return "failed: a crash or timeout may not recur"
+    if record.status == "ok" and (getattr(record, "onnx_export", None) or {}).get("status") == "failed":
+        return "its ONNX export failed: a crash may not recur"  # a native inference record
     if record.status == "skipped" and kept_skip is not None and kept_skip in (record.reason or ""):
         return None
     if record.status == "skipped" and runtime_missing(stack, venvs) != record.reason:

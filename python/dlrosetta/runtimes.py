@@ -4,11 +4,11 @@
 For one (data set, model, repeat) and each configured runtime, the launcher hands the
 runner (python/dlrosetta/onnx_runner.py, in its own environment `onnx`) every export
 that the stacks' native repeat-1 inference runs wrote, with the exporting stack's own
-logits to compare against. A stack without an export (its framework cannot export, the
-export failed, its inference run did not run) gets a skipped record saying why; a
-missing runtime environment skipped records naming it; a runner that crashes failed
-records with its log's tail. Like every run, the runner's process group ends with a
-timeout or when Snakemake stops.
+logits to compare against. A stack without an export gets a record saying why: failed
+where its export failed, skipped where its framework cannot export or its inference
+run did not run; a missing runtime environment skipped records naming it; a runner
+that crashes failed records with its log's tail. Like every run, the runner's process
+group ends with a timeout or when Snakemake stops.
 
 Twins: none (python/dlrosetta/launch.py does the same for stacks).
 """
@@ -30,6 +30,9 @@ from dlrosetta.threads import thread_env
 from dlrosetta.venv import MANIFEST, python_of
 
 ENV = "onnx"
+#: Says, in a record's reason, that the runner's process crashed, timed out or wrote no
+#: output: that may not recur, so the next snakemake runs the job again (runner_crash).
+RUNNER_FAILED = "runner process failed"
 
 
 def engine_of(runtime: str, precision: str) -> str:
@@ -40,19 +43,22 @@ def record_path(out_dir: Path, dataset: str, model: str, engine: str, stack: str
     return out_dir / dataset / model / engine / stack / f"repeat{repeat}.json"
 
 
-def exports_of(native_records: list[Path]) -> tuple[list[dict], dict[str, str]]:
-    """The runner's exports (absolute paths) and, for every stack without one, why."""
+def exports_of(native_records: list[Path]) -> tuple[list[dict], dict[str, tuple[str, str]]]:
+    """The runner's exports (absolute paths) and, for every stack without one, the status
+    and reason of its runtime records: failed where its export failed, else skipped."""
     exports, missing = [], {}
     for path in native_records:
         r = InferenceRecord.read(path)
         export = r.onnx_export or {}
         if r.status != "ok":
-            missing[r.stack] = f"{r.stack}'s inference run is {r.status}: {r.reason}"
+            missing[r.stack] = ("skipped", f"{r.stack}'s inference run is {r.status}: {r.reason}")
+        elif export.get("status") == "failed":
+            missing[r.stack] = ("failed", f"{r.stack}'s ONNX export failed: {export.get('reason')}")
         elif export.get("status") != "ok":
-            missing[r.stack] = (f"{r.stack} exported no ONNX model ({export.get('status', 'not asked')}): "
-                                f"{export.get('reason')}")
+            missing[r.stack] = ("skipped", f"{r.stack} exported no ONNX model ({export.get('status', 'not asked')}): "
+                                           f"{export.get('reason')}")
         elif not r.logits:
-            missing[r.stack] = f"{r.stack} wrote no logits to compare the runtime's with"
+            missing[r.stack] = ("failed", f"{r.stack} wrote no logits to compare the runtime's with")
         else:
             exports.append({"stack": r.stack, "onnx": str(Path(export["path"]).resolve()),
                             "logits": str(Path(r.logits).resolve())})
@@ -81,12 +87,16 @@ def run_runtime(runtime: str, spec: dict[str, Any], venvs: Path, work_dir: Path,
     seconds = time.perf_counter() - start
     if rc != 0 or not out.is_file():
         why = f"timed out after {timeout_s:.0f} s" if rc is None else f"exit code {rc}"
-        raise RuntimeError(f"the {runtime} runner failed ({why}); log tail:\n{log_tail(Path(log.name))}")
-    return json.loads(out.read_text()), seconds
+        raise RuntimeError(f"the {runtime} {RUNNER_FAILED} ({why}); log tail:\n{log_tail(Path(log.name))}")
+    try:
+        return json.loads(out.read_text()), seconds
+    except json.JSONDecodeError as e:
+        raise RuntimeError(f"the {runtime} {RUNNER_FAILED}: its output {out} is not JSON ({e})") from None
 
 
 def runtime_records(runtime: str, doc: Optional[dict], failure: Optional[tuple[str, str]], seconds: Optional[float],
-                    stacks: list[str], missing: dict[str, str], case: dict[str, Any]) -> dict[tuple[str, str], InferenceRecord]:
+                    stacks: list[str], missing: dict[str, tuple[str, str]],
+                    case: dict[str, Any]) -> dict[tuple[str, str], InferenceRecord]:
     """Every (engine, stack) record of one runtime: the runner's rows, else the reason."""
     rows = {(r["stack"], r["precision"]): r for r in (doc or {}).get("rows", [])}
     records = {}
@@ -100,7 +110,8 @@ def runtime_records(runtime: str, doc: Optional[dict], failure: Optional[tuple[s
                         runtime_version=(doc or {}).get("runtime_version"), run_seconds=seconds)
             row = rows.get((stack_id, precision))
             if stack_id in missing:
-                records[engine, stack_id] = InferenceRecord(status="skipped", reason=missing[stack_id], **base)
+                status, reason = missing[stack_id]
+                records[engine, stack_id] = InferenceRecord(status=status, reason=reason, **base)
             elif failure:
                 records[engine, stack_id] = InferenceRecord(status=failure[0], reason=failure[1], **base)
             elif row is None:
@@ -134,13 +145,29 @@ def infer_onnx(case: dict[str, Any], runtimes: list[str], settings: dict[str, An
                     doc, seconds = run_runtime(runtime, spec, venvs, work_dir, log, timeout_s)
                 except FileNotFoundError as e:
                     failure = ("skipped", str(e))
-                except (RuntimeError, json.JSONDecodeError) as e:
+                except RuntimeError as e:
                     failure = ("failed", str(e))
             for (engine, stack_id), record in runtime_records(runtime, doc, failure, seconds, stacks, missing,
                                                               case).items():
                 record.write(record_path(out_dir, case["dataset"], case["model"], engine, stack_id, case["repeat"]))
                 written.append(record)
     return written
+
+
+def runner_crash(records: list[Path]) -> Optional[str]:
+    """Why the ONNX job of these records (its outputs) should run again, or None: a
+    runner's process failed, or a record cannot be read. A runtime's verdict on an export
+    (a failed row) stands: the export and the runtime's environment are the job's inputs."""
+    for path in records:
+        if not path.exists():
+            continue
+        try:
+            r = InferenceRecord.read(path)
+        except RecordError as e:
+            return f"unreadable record {path} ({e})"
+        if r.status == "failed" and RUNNER_FAILED in (r.reason or ""):
+            return r.reason.splitlines()[0]
+    return None
 
 
 def main(argv=None) -> int:
