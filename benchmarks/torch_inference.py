@@ -23,16 +23,23 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SIDES = {"keras-torch": "keras", "pytorch": "torch"}  # stack -> environment
 RESNET = {"depth": 8, "width": 16, "shortcut": "A", "num_classes": 10}  # config/config.yaml
 CALLS = {1: 300, 256: 20}
 
 
-def predict_function(stack: str, x):
+def sides():
+    """The two stacks, found by what they are: Keras on the torch backend, and torch."""
+    from dlrosetta.registry import STACKS
+
+    return [next(s for s in STACKS.values() if (s.framework, s.backend) == pair)
+            for pair in (("keras", "torch"), ("torch", None))]
+
+
+def predict_function(framework: str, x):
     """The stack's own predict call on NHWC images `x` (a NumPy array)."""
     import torch
 
-    if stack == "keras-torch":
+    if framework == "keras":
         import keras
 
         from dlrosetta.stacks.keras.resnet import build_resnet
@@ -50,7 +57,7 @@ def predict_function(stack: str, x):
     return predict
 
 
-def measure(stack: str, threads: int) -> None:
+def measure(stack: str, framework: str, threads: int) -> None:
     os.environ["KERAS_BACKEND"] = "torch"
     import numpy as np
     import torch
@@ -58,7 +65,7 @@ def measure(stack: str, threads: int) -> None:
 
     torch.set_num_threads(threads)
     for batch, calls in CALLS.items():
-        predict = predict_function(stack, np.random.default_rng(0).random((batch, 32, 32, 3), dtype=np.float32))
+        predict = predict_function(framework, np.random.default_rng(0).random((batch, 32, 32, 3), dtype=np.float32))
         for _ in range(10):
             predict()
         seconds = []
@@ -81,23 +88,23 @@ def measure(stack: str, threads: int) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--stack", choices=sorted(SIDES), help="measure here, in this interpreter (what the "
-                                                          "orchestrating call runs in each environment)")
+    p.add_argument("--measure", nargs=2, metavar=("STACK", "FRAMEWORK"),
+                   help="measure here, in this interpreter (what the call above runs in each environment)")
     a = p.parse_args()
-    if a.stack:
-        measure(a.stack, a.threads)
+    if a.measure:
+        measure(*a.measure, a.threads)
         return 0
     from dlrosetta.threads import thread_env
     from dlrosetta.venv import python_of
 
     env = {**os.environ, **thread_env(a.threads), "PYTHONPATH": str(REPO / "python")}
-    for stack, venv in SIDES.items():
-        python = python_of(REPO / ".venvs" / venv)
+    for stack in sides():
+        python = python_of(REPO / ".venvs" / stack.env)
         if not Path(python).exists():
-            print(f"{stack}: environment .venvs/{venv} not built (snakemake environments --cores 2)")
+            print(f"{stack.id}: environment .venvs/{stack.env} not built (snakemake environments --cores 2)")
             continue
-        subprocess.run([str(python), __file__, "--stack", stack, "--threads", str(a.threads)], env=env,
-                       check=True, stderr=subprocess.DEVNULL)
+        subprocess.run([str(python), __file__, "--measure", stack.id, stack.framework, "--threads", str(a.threads)],
+                       env=env, check=True, stderr=subprocess.DEVNULL)
     return 0
 
 
