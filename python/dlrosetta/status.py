@@ -188,9 +188,10 @@ class InferenceJob:
 
     def records(self, results: Path, engines: Sequence[str], stacks: Sequence[str]) -> list[Path]:
         """Its records (rules/inference.smk's outputs): one, or one per (engine, stack)."""
+        from dlrosetta.runtimes import record_path
+
         pairs = [(NATIVE, self.stack)] if self.stack else [(e, s) for e in engines for s in stacks]
-        return [results / "inference" / self.dataset / self.model / e / s / f"repeat{self.repeat}.json"
-                for e, s in pairs]
+        return [record_path(results / "inference", self.dataset, self.model, e, s, self.repeat) for e, s in pairs]
 
     def log(self, results: Path) -> Path:
         return results / "logs" / "inference" / f"{self.name}.log"
@@ -199,8 +200,8 @@ class InferenceJob:
         """The run spec a native run's launcher writes when it starts (the ONNX job has none)."""
         if not self.stack:
             return None
-        return (results / "runs" / "inference" / self.dataset / self.model / self.stack / f"threads{self.threads}"
-                / f"repeat{self.repeat}" / "spec.json")
+        run = Run(self.dataset, self.model, self.stack, self.threads, self.repeat)
+        return results / "runs" / "inference" / run_id(run) / "spec.json"
 
 
 def inference_jobs(study: Study) -> list[InferenceJob]:
